@@ -1,0 +1,217 @@
+"""
+Fisher-vector products for SB3 policies, without ever forming the Fisher matrix.
+
+For a policy whose action distribution at state ``s`` has parameters ``mu(s; theta)`` the Fisher
+matrix is ``F = E_s[J^T M J]`` with ``J = d mu / d theta`` and ``M`` the Fisher of the distribution
+with respect to its own parameters, known in closed form for every distribution SB3's on-policy
+policies produce. ``F v`` is then one Jacobian-vector product and one vector-Jacobian product. The
+Jacobian-vector product uses the double-VJP trick: ``J^T w`` is built once (as a graph that is linear
+in a dummy ``w``) and differentiated with respect to ``w`` for every vector.
+
+For any other distribution :func:`kl_hessian_vector_product` differentiates the mean KL twice.
+"""
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import torch as th
+from stable_baselines3.common.distributions import Distribution
+
+MetricFn = Callable[[th.Tensor], th.Tensor]
+FisherVectorProduct = Callable[[th.Tensor], th.Tensor]
+
+
+class DistributionParameters(NamedTuple):
+    """
+    The per-state parameters of an action distribution and the closed-form Fisher ``M`` of each.
+
+    :param outputs: tensors of shape ``(n_states, ...)``, differentiable with respect to the policy parameters
+    :param metrics: for each output, the function ``u -> M u`` (``u`` of the same shape as the output)
+    """
+
+    outputs: list[th.Tensor]
+    metrics: list[MetricFn]
+
+
+def flat_concat(tensors: Sequence[th.Tensor]) -> th.Tensor:
+    """
+    Concatenate tensors into one 1-d tensor.
+
+    :param tensors: tensors of any shapes
+    :return: their flattened concatenation
+    """
+    return th.cat([t.reshape(-1) for t in tensors])
+
+
+def unflatten_like(vector: th.Tensor, like: Sequence[th.Tensor]) -> list[th.Tensor]:
+    """
+    Split a 1-d tensor into views with the shapes of ``like`` (inverse of :func:`flat_concat`).
+
+    :param vector: a 1-d tensor with as many elements as ``like`` in total
+    :param like: tensors giving the shapes
+    :return: the list of views
+    """
+    return [chunk.view_as(ref) for chunk, ref in zip(th.split(vector, [ref.numel() for ref in like]), like, strict=True)]
+
+
+def _normal_metrics(scale: th.Tensor) -> list[MetricFn]:
+    inv_var = scale.detach().pow(-2)
+    return [lambda u: u * inv_var, lambda u: 2.0 * u * inv_var]
+
+
+def _categorical_metric(probs: th.Tensor) -> MetricFn:
+    p = probs.detach()
+    return lambda u: p * u - p * (p * u).sum(dim=-1, keepdim=True)
+
+
+def _bernoulli_metric(probs: th.Tensor) -> MetricFn:
+    weight = probs.detach() * (1.0 - probs.detach())
+    return lambda u: weight * u
+
+
+def distribution_parameters(distribution: Distribution) -> DistributionParameters | None:
+    """
+    The distribution's own parameters with their closed-form Fisher, or None when there is none.
+
+    ========================================  ====================  ==============================
+    torch distribution inside the SB3 one      parameters            ``M u``
+    ========================================  ====================  ==============================
+    ``Normal`` (diagonal Gaussian, gSDE)       mean, std             ``u / std^2``, ``2 u / std^2``
+    ``Categorical`` (one per sub-action)       logits, ``p``         ``p u - p (p . u)``
+    ``Bernoulli``                              logits, ``p``         ``p (1 - p) u``
+    ========================================  ====================  ==============================
+
+    Writing the Gaussian in terms of its standard deviation covers both a state-independent
+    ``log_std`` (the chain rule turns ``2 / std^2`` into ``2`` for it) and gSDE's state-dependent std.
+
+    :param distribution: an SB3 distribution whose parameters have been set with a graph to the policy
+    :return: the outputs and their metrics, or None for an unknown distribution
+    """
+    inner = distribution.distribution
+    parts = list(inner) if isinstance(inner, (list, tuple)) else [inner]
+    outputs: list[th.Tensor] = []
+    metrics: list[MetricFn] = []
+    for part in parts:
+        if type(part) is th.distributions.Normal:
+            outputs += [part.loc, part.scale]
+            metrics += _normal_metrics(part.scale)
+        elif type(part) is th.distributions.Categorical:
+            outputs.append(part.logits)
+            metrics.append(_categorical_metric(part.probs))
+        elif type(part) is th.distributions.Bernoulli:
+            outputs.append(part.logits)
+            metrics.append(_bernoulli_metric(part.probs))
+        else:
+            return None
+    return DistributionParameters(outputs, metrics)
+
+
+def gauss_newton_vector_product(
+    params: Sequence[th.Tensor],
+    outputs: Sequence[th.Tensor],
+    metrics: Sequence[MetricFn],
+    damping: float = 0.0,
+) -> FisherVectorProduct:
+    """
+    Build ``v -> (J^T M J / n + damping I) v`` for outputs of shape ``(n, ...)`` and their metrics.
+
+    The graph of ``J^T w`` is built here, once; every call of the returned function then costs one
+    backward pass through that (linear) graph for ``J v`` and one ordinary backward pass for
+    ``J^T (M J v)``. The returned function keeps the graphs alive; drop it to free them.
+
+    :param params: the parameters ``theta`` (all must influence at least one output)
+    :param outputs: the per-state distribution parameters ``mu(s; theta)``
+    :param metrics: for each output, ``u -> M u``
+    :param damping: Tikhonov damping ``lambda`` added to the product
+    :return: the Fisher-vector product on flat vectors
+    """
+    params = list(params)
+    outputs = list(outputs)
+    n_states = outputs[0].shape[0]
+    dummies = [th.zeros_like(out, requires_grad=True) for out in outputs]
+    jacobian_t_dummy = th.autograd.grad(outputs, params, grad_outputs=dummies, create_graph=True)
+
+    def fisher_vector_product(vector: th.Tensor) -> th.Tensor:
+        jvp = th.autograd.grad(
+            jacobian_t_dummy,
+            dummies,
+            grad_outputs=unflatten_like(vector, params),
+            retain_graph=True,
+            allow_unused=True,
+            materialize_grads=True,
+        )
+        metric_jvp = [metric(u) / n_states for metric, u in zip(metrics, jvp, strict=True)]
+        product = flat_concat(th.autograd.grad(outputs, params, grad_outputs=metric_jvp, retain_graph=True))
+        return product + damping * vector if damping else product
+
+    return fisher_vector_product
+
+
+def kl_hessian_vector_product(params: Sequence[th.Tensor], mean_kl: th.Tensor, damping: float = 0.0) -> FisherVectorProduct:
+    """
+    Build ``v -> (H v + damping v)`` with ``H`` the Hessian of ``mean_kl`` with respect to ``params``.
+
+    At ``theta_new = theta_old`` the Hessian of ``KL(pi_old || pi_new)`` is the Fisher matrix, so this
+    is the generic fallback for distributions without a closed-form metric. It costs a double
+    backward pass per product.
+
+    :param params: the parameters ``theta``
+    :param mean_kl: the mean KL between a detached copy of the policy and the policy, as a function of ``params``
+    :param damping: Tikhonov damping added to the product
+    :return: the Hessian-vector product on flat vectors
+    """
+    params = list(params)
+    grad_kl = flat_concat(th.autograd.grad(mean_kl, params, create_graph=True))
+
+    def hessian_vector_product(vector: th.Tensor) -> th.Tensor:
+        product = flat_concat(
+            th.autograd.grad(grad_kl @ vector, params, retain_graph=True, allow_unused=True, materialize_grads=True)
+        )
+        return product + damping * vector if damping else product
+
+    return hessian_vector_product
+
+
+def fisher_vector_product(
+    params: Sequence[th.Tensor],
+    distribution: Distribution,
+    mean_kl: Callable[[], th.Tensor] | None = None,
+    damping: float = 0.0,
+) -> FisherVectorProduct:
+    """
+    The cheapest exact Fisher-vector product available for ``distribution``.
+
+    Uses :func:`gauss_newton_vector_product` when :func:`distribution_parameters` knows the
+    distribution, else :func:`kl_hessian_vector_product` on ``mean_kl()``.
+
+    :param params: the policy parameters the product is taken over
+    :param distribution: the action distribution at the states the Fisher is averaged over,
+        with a graph to ``params``
+    :param mean_kl: called only for the fallback: returns the mean ``KL(pi_old || pi)`` at those states,
+        ``pi_old`` being a detached copy of ``distribution``
+    :param damping: Tikhonov damping added to the product
+    :return: the product on flat vectors
+    """
+    parameters = distribution_parameters(distribution)
+    if parameters is not None:
+        return gauss_newton_vector_product(params, parameters.outputs, parameters.metrics, damping)
+    if mean_kl is None:
+        raise ValueError(f"{type(distribution.distribution).__name__} has no closed-form Fisher: pass mean_kl for the fallback")
+    return kl_hessian_vector_product(params, mean_kl(), damping)
+
+
+def natural_step_size(sfs: th.Tensor, target_kl: float | th.Tensor) -> th.Tensor:
+    """
+    Step length ``sqrt(2 delta / s^T F s)`` that puts the quadratic KL model of ``step_size * s`` at ``delta``.
+
+    Use the *undamped* ``s^T F s``: damping only regularises the solve, a damped quadratic form would
+    make the step undershoot ``delta``. A non-positive or non-finite ``s^T F s`` gives NaN, which
+    callers treat as a failed update.
+
+    :param sfs: the quadratic form ``s^T F s`` of the search direction ``s``
+    :param target_kl: the trust-region radius ``delta``
+    :return: the step length (a tensor on the device of ``sfs``)
+    """
+    valid = th.isfinite(sfs) & (sfs > 0)
+    safe = th.where(valid, sfs, th.ones_like(sfs))
+    return th.where(valid, th.sqrt(2.0 * target_kl / safe), th.full_like(sfs, float("nan")))

@@ -1,0 +1,437 @@
+import copy
+import time
+import warnings
+from typing import Any, ClassVar, NamedTuple, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.distributions import Distribution
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, RolloutBufferSamples, Schedule
+from stable_baselines3.common.utils import explained_variance
+from torch.nn import functional as F
+
+from sb3_npg.common.conjugate_gradient import conjugate_gradient
+from sb3_npg.common.fisher import fisher_vector_product, flat_concat, natural_step_size, unflatten_like
+from sb3_npg.common.kl import policy_kl
+from sb3_npg.common.utils import (
+    actor_parameters,
+    as_schedule,
+    check_float,
+    check_float_or_schedule,
+    check_int,
+    subsample_observations,
+)
+from sb3_npg.npg.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
+
+SelfNPG = TypeVar("SelfNPG", bound="NPG")
+
+
+class _PolicyStep(NamedTuple):
+    """What one natural-gradient step did (all floats, already on the host)."""
+
+    skipped: str | None  # reason the update was skipped, None when the step was taken
+    kl: float = float("nan")
+    predicted_kl: float = float("nan")
+    step_size: float = float("nan")
+    cg_residual: float = float("nan")
+    cg_iterations: float = float("nan")
+    surrogate_improvement: float = float("nan")
+    expected_improvement: float = float("nan")
+    gradient_norm: float = float("nan")
+    line_search_success: float = float("nan")
+    line_search_backtracks: float = float("nan")
+    entropy: float = float("nan")
+    std: float = float("nan")
+
+
+class NPG(OnPolicyAlgorithm):
+    """
+    Natural Policy Gradient (NPG), with an optional TRPO line search.
+
+    Each rollout gives one step ``theta += sqrt(2 delta / s^T F s) s`` along the natural gradient
+    ``s = F^{-1} g``, solved by conjugate gradient with exact Fisher-vector products (``F`` is
+    never formed). Without line search the quadratic model of the KL of the step equals ``target_kl``;
+    with ``line_search=True`` the step is shrunk until the measured KL is within ``target_kl`` and the
+    surrogate improves (TRPO), and is dropped if no shrunk step qualifies. The value function is then
+    fitted by Adam on its own parameters only.
+
+    Paper: https://papers.nips.cc/paper/2001/hash/4b86abe48d358ecf194c56c69108433e-Abstract.html (NPG),
+    https://arxiv.org/abs/1502.05477 (TRPO)
+
+    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy)
+    :param env: The environment to learn from (if registered in Gym, can be str)
+    :param learning_rate: The learning rate of the value function's optimizer, it can be a function
+        of the current progress remaining (from 1 to 0)
+    :param n_steps: The number of steps to run for each environment per update
+        (the rollout buffer holds ``n_steps * n_envs`` transitions)
+    :param batch_size: Minibatch size of the value function's updates
+    :param gamma: Discount factor
+    :param cg_max_steps: Number of conjugate-gradient iterations (Fisher-vector products) per update
+    :param cg_damping: Damping ``lambda`` of the solve ``(F + lambda I) s = g``
+    :param line_search: Whether to backtrack the step on the measured KL and the surrogate (TRPO)
+    :param line_search_shrinking_factor: Step reduction factor of the line search
+        (``theta_new = theta + factor^i * step``)
+    :param line_search_max_iter: Maximum number of steps tried by the line search
+    :param n_critic_updates: Number of epochs of the value function per rollout
+    :param gae_lambda: Factor for trade-off of bias vs variance for Generalized Advantage Estimator
+    :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
+    :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE
+        Default: -1 (only sample at the beginning of the rollout)
+    :param rollout_buffer_class: Rollout buffer class to use. If ``None``, it will be automatically selected.
+    :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
+    :param normalize_advantage: Whether to normalize the advantages
+    :param target_kl: Trust-region radius ``delta``: the KL ``KL(pi_old || pi_new)``, summed over
+        action dimensions and averaged over states, that one step aims at. It can be a function of
+        the current progress remaining (from 1 to 0)
+    :param sub_sampling_factor: Estimate the Fisher on every ``sub_sampling_factor``-th sample
+        only (the gradient always uses the whole batch)
+    :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
+        the reported success rate, mean episode length, and mean reward over
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param policy_kwargs: additional arguments to be passed to the policy on creation
+    :param verbose: the verbosity level: 0 no output, 1 info, 2 debug
+    :param seed: Seed for the pseudo random generators
+    :param device: Device (cpu, cuda, ...) on which the code should be run.
+        Setting it to auto, the code will be run on the GPU if possible.
+    :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+
+    def __init__(
+        self,
+        policy: str | type[ActorCriticPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 1e-3,
+        n_steps: int = 2048,
+        batch_size: int = 128,
+        gamma: float = 0.99,
+        cg_max_steps: int = 10,
+        cg_damping: float = 0.01,
+        line_search: bool = False,
+        line_search_shrinking_factor: float = 0.8,
+        line_search_max_iter: int = 10,
+        n_critic_updates: int = 10,
+        gae_lambda: float = 0.95,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        rollout_buffer_class: type[RolloutBuffer] | None = None,
+        rollout_buffer_kwargs: dict[str, Any] | None = None,
+        normalize_advantage: bool = True,
+        target_kl: float | Schedule = 0.01,
+        sub_sampling_factor: int = 1,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ):
+        check_float_or_schedule("learning_rate", learning_rate, low=0.0, low_inclusive=False)
+        check_int("n_steps", n_steps, 1)
+        check_int("batch_size", batch_size, 1)
+        check_float("gamma", gamma, 0.0, 1.0)
+        check_int("cg_max_steps", cg_max_steps, 1)
+        check_float("cg_damping", cg_damping, 0.0)
+        check_float("line_search_shrinking_factor", line_search_shrinking_factor, 0.0, 1.0, False, False)
+        check_int("line_search_max_iter", line_search_max_iter, 1)
+        check_int("n_critic_updates", n_critic_updates, 0)
+        check_float("gae_lambda", gae_lambda, 0.0, 1.0)
+        check_int("sde_sample_freq", sde_sample_freq, -1)
+        check_float_or_schedule("target_kl", target_kl, low=0.0, low_inclusive=False)
+        check_int("sub_sampling_factor", sub_sampling_factor, 1)
+        check_int("stats_window_size", stats_window_size, 1)
+
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            ent_coef=0.0,  # no entropy bonus: the natural gradient step has its own trust region
+            vf_coef=0.0,  # the value function is fitted separately
+            max_grad_norm=0.0,
+            use_sde=use_sde,
+            sde_sample_freq=sde_sample_freq,
+            rollout_buffer_class=rollout_buffer_class,
+            rollout_buffer_kwargs=rollout_buffer_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            _init_setup_model=False,
+            supported_action_spaces=(spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
+        )
+
+        if self.env is not None and normalize_advantage and self.env.num_envs * n_steps < 2:
+            raise ValueError(
+                "n_steps * n_envs must be >= 2 when normalize_advantage=True, "
+                f"got n_steps={n_steps} and n_envs={self.env.num_envs}"
+            )
+        self.batch_size = batch_size
+        self.cg_max_steps = cg_max_steps
+        self.cg_damping = cg_damping
+        self.line_search = line_search
+        self.line_search_shrinking_factor = line_search_shrinking_factor
+        self.line_search_max_iter = line_search_max_iter
+        self.n_critic_updates = n_critic_updates
+        self.normalize_advantage = normalize_advantage
+        self.target_kl = target_kl
+        self.sub_sampling_factor = sub_sampling_factor
+        self._skip_warned = False
+
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self.target_kl_schedule = as_schedule(self.target_kl)
+        # The natural-gradient step owns every parameter that feeds the action distribution
+        # (a shared features extractor included); the critic's optimizer gets only the rest.
+        self.actor_params = actor_parameters(self.policy)
+        actor_ids = {id(p) for p in self.actor_params}
+        self.critic_params = [p for p in self.policy.parameters() if p.requires_grad and id(p) not in actor_ids]
+        self.policy.optimizer = self.policy.optimizer_class(
+            self.critic_params, lr=self.lr_schedule(1), **self.policy.optimizer_kwargs
+        )
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "actor_params", "critic_params"]
+
+    def train(self) -> None:
+        """
+        Update policy and value function using the currently gathered rollout buffer.
+
+        Three phases: one natural-gradient step of the policy, the critic's fit, logging.
+        """
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        target_kl = self.target_kl_schedule(self._current_progress_remaining)
+
+        # Policy step (skipped, with the critic, if the rollout or the step is not finite)
+        rollout = next(iter(self.rollout_buffer.get(batch_size=None)))
+        start = time.perf_counter()
+        if self._rollout_is_finite():
+            step = self._policy_step(rollout, target_kl)
+        else:
+            step = _PolicyStep(skipped="non-finite reward, advantage or return in the rollout")
+        policy_step_time = time.perf_counter() - start
+
+        # Critic fit
+        value_losses = self._fit_critic() if step.skipped is None else []
+
+        # Logging
+        self._n_updates += 1
+        self._log_update(step, value_losses, target_kl, policy_step_time)
+
+    def _rollout_is_finite(self) -> bool:
+        buffer = self.rollout_buffer
+        return bool(np.isfinite(buffer.rewards).all() and np.isfinite(buffer.advantages).all() and np.isfinite(buffer.returns).all())
+
+    def _distribution(self, observations: PyTorchObs) -> Distribution:
+        # ``get_distribution`` refills one shared object: copy it so that earlier results survive later calls
+        return copy.copy(self.policy.get_distribution(observations))
+
+    def _surrogate(self, distribution: Distribution, rollout: RolloutBufferSamples, advantages: th.Tensor) -> th.Tensor:
+        log_prob = distribution.log_prob(self._actions(rollout))
+        return (advantages * th.exp(log_prob - rollout.old_log_prob)).mean()
+
+    def _actions(self, rollout: RolloutBufferSamples) -> th.Tensor:
+        if isinstance(self.action_space, spaces.Discrete):
+            return rollout.actions.long().flatten()
+        return rollout.actions
+
+    def _policy_step(self, rollout: RolloutBufferSamples, target_kl: float) -> _PolicyStep:
+        """One natural-gradient step of the actor (with TRPO's line search when enabled)."""
+        observations, actions = rollout.observations, self._actions(rollout)
+        advantages = rollout.advantages
+        if self.normalize_advantage:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+        with th.no_grad():
+            old_distribution = self._distribution(observations)
+        distribution = self._distribution(observations)
+        surrogate = self._surrogate(distribution, rollout, advantages)
+
+        # Fisher on a sub-sample of the batch (or on the batch itself, sharing its forward pass)
+        if self.sub_sampling_factor > 1:
+            fisher_obs = subsample_observations(observations, self.sub_sampling_factor)
+            fisher_distribution = self._distribution(fisher_obs)
+        else:
+            fisher_obs, fisher_distribution = observations, distribution
+        gradient = flat_concat(th.autograd.grad(surrogate, self.actor_params, retain_graph=True))
+
+        def fallback_mean_kl() -> th.Tensor:
+            with th.no_grad():
+                fisher_old = self._distribution(fisher_obs)
+            fisher_actions = actions[:: self.sub_sampling_factor]
+            fisher_log_prob = rollout.old_log_prob[:: self.sub_sampling_factor]
+            return policy_kl(fisher_old, fisher_distribution, fisher_actions, fisher_log_prob).mean()
+
+        fvp = fisher_vector_product(self.actor_params, fisher_distribution, fallback_mean_kl, self.cg_damping)
+        solve = conjugate_gradient(fvp, gradient, max_iter=self.cg_max_steps)
+        search_direction = solve.solution
+        sfs = search_direction @ fvp(search_direction) - self.cg_damping * (search_direction @ search_direction)
+        step_size = natural_step_size(sfs, target_kl)
+        full_step = step_size * search_direction
+        del fvp, fisher_distribution, distribution  # free the graphs before the line search
+
+        # One host synchronisation for all diagnostics of the solve
+        diagnostics = th.stack(
+            [
+                step_size,
+                0.5 * step_size**2 * sfs,
+                solve.residual_norm,
+                solve.iterations.to(sfs.dtype),
+                gradient @ full_step,
+                gradient.norm(),
+                th.isfinite(gradient).all().to(sfs.dtype),
+                th.isfinite(full_step).all().to(sfs.dtype),
+            ]
+        ).tolist()
+        step_len, predicted_kl, residual, iterations, expected_improvement, grad_norm, grad_ok, step_ok = diagnostics
+        stats: dict[str, float] = dict(
+            predicted_kl=predicted_kl,
+            step_size=step_len,
+            cg_residual=residual,
+            cg_iterations=iterations,
+            expected_improvement=expected_improvement,
+            gradient_norm=grad_norm,
+            entropy=self._mean_entropy(old_distribution),
+            std=self._mean_std(old_distribution),
+        )
+        if not grad_ok:
+            return _PolicyStep(skipped="non-finite policy gradient", **stats)
+        if not step_ok:
+            return _PolicyStep(skipped="non-finite or degenerate natural-gradient direction", **stats)
+
+        return self._apply_step(rollout, advantages, old_distribution, surrogate.detach(), full_step, target_kl, stats)
+
+    def _apply_step(
+        self,
+        rollout: RolloutBufferSamples,
+        advantages: th.Tensor,
+        old_distribution: Distribution,
+        old_surrogate: th.Tensor,
+        full_step: th.Tensor,
+        target_kl: float,
+        stats: dict[str, float],
+    ) -> _PolicyStep:
+        """Move the actor along ``full_step`` (shrinking it when line search is on); restore it when no step qualifies."""
+        actions = self._actions(rollout)
+        original = [p.detach().clone() for p in self.actor_params]
+        step_parts = unflatten_like(full_step, self.actor_params)
+        max_tries = self.line_search_max_iter if self.line_search else 1
+        accepted, kl, improvement, backtracks = False, float("nan"), float("nan"), 0
+        with th.no_grad():
+            for backtracks in range(max_tries):  # noqa: B007
+                coefficient = self.line_search_shrinking_factor**backtracks
+                for param, start, delta in zip(self.actor_params, original, step_parts, strict=True):
+                    param.copy_(start + coefficient * delta)
+                new_distribution = self._distribution(rollout.observations)
+                kl_tensor = policy_kl(old_distribution, new_distribution, actions, rollout.old_log_prob).mean()
+                gain = self._surrogate(new_distribution, rollout, advantages) - old_surrogate
+                kl, improvement = th.stack([kl_tensor, gain]).tolist()
+                finite = np.isfinite(kl) and np.isfinite(improvement)
+                if not self.line_search:
+                    accepted = finite
+                    break
+                if finite and kl <= target_kl and improvement > 0:
+                    accepted = True
+                    break
+            if not accepted:
+                for param, start in zip(self.actor_params, original, strict=True):
+                    param.copy_(start)
+
+        ls_stats: dict[str, float] = {}
+        if self.line_search:
+            ls_stats = dict(line_search_success=float(accepted), line_search_backtracks=float(backtracks))
+        if not accepted and not self.line_search:
+            return _PolicyStep(skipped="non-finite KL or surrogate after the step", kl=kl, **stats)
+        if not accepted:
+            # A failed line search is TRPO's normal outcome: no step, the critic still learns
+            return _PolicyStep(skipped=None, kl=0.0, surrogate_improvement=0.0, **ls_stats, **stats)
+        return _PolicyStep(skipped=None, kl=kl, surrogate_improvement=improvement, **ls_stats, **stats)
+
+    def _fit_critic(self) -> list[float]:
+        """Fit the value function on the returns with its own optimizer, never touching the actor's parameters."""
+        losses = []
+        for _ in range(self.n_critic_updates):
+            for batch in self.rollout_buffer.get(self.batch_size):
+                values = self.policy.predict_values(batch.observations).flatten()
+                loss = F.mse_loss(batch.returns, values)
+                grads = th.autograd.grad(loss, self.critic_params, allow_unused=True, materialize_grads=True)
+                loss_value = loss.item()
+                if not np.isfinite(loss_value) or not all(th.isfinite(g).all() for g in grads):
+                    continue  # keep the critic as it is for this minibatch
+                for param, grad in zip(self.critic_params, grads, strict=True):
+                    param.grad = grad
+                self.policy.optimizer.step()
+                losses.append(loss_value)
+        return losses
+
+    @staticmethod
+    def _mean_entropy(distribution: Distribution) -> float:
+        entropy = distribution.entropy()
+        return float("nan") if entropy is None else entropy.mean().item()
+
+    @staticmethod
+    def _mean_std(distribution: Distribution) -> float:
+        inner = distribution.distribution
+        return inner.scale.mean().item() if isinstance(inner, th.distributions.Normal) else float("nan")
+
+    def _log_update(self, step: _PolicyStep, value_losses: list[float], target_kl: float, policy_step_time: float) -> None:
+        if step.skipped is not None and not self._skip_warned:
+            warnings.warn(f"NPG skipped an update ({step.skipped}); parameters were kept. Further skips are only logged.")
+            self._skip_warned = True
+        if step.skipped is not None and self.verbose >= 1:
+            print(f"NPG update {self._n_updates} skipped: {step.skipped}")
+
+        explained_var = explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten())
+        self.logger.record("train/update_skipped", float(step.skipped is not None))
+        self.logger.record("train/target_kl", target_kl)
+        for key in ("kl", "predicted_kl", "step_size", "cg_residual", "cg_iterations", "surrogate_improvement"):
+            self.logger.record(f"train/{key}", getattr(step, key))
+        self.logger.record("train/expected_improvement", step.expected_improvement)
+        self.logger.record("train/gradient_norm", step.gradient_norm)
+        if self.line_search:
+            self.logger.record("train/line_search_success", step.line_search_success)
+            self.logger.record("train/line_search_backtracks", step.line_search_backtracks)
+        self.logger.record("train/policy_step_time", policy_step_time)
+        self.logger.record("train/value_loss", float(np.mean(value_losses)) if value_losses else float("nan"))
+        self.logger.record("train/explained_variance", explained_var)
+        self.logger.record("train/entropy", step.entropy)
+        if isinstance(self.action_space, spaces.Box):
+            self.logger.record("train/std", step.std)
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+
+    def learn(
+        self: SelfNPG,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 1,
+        tb_log_name: str = "NPG",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfNPG:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+

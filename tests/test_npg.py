@@ -1,0 +1,228 @@
+"""NPG-specific behaviour: validation, parameter ownership, the trust region, line search, skipped updates."""
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+
+from sb3_npg import NPG
+
+
+def _snapshot(params):
+    return [p.detach().clone() for p in params]
+
+
+def _unchanged(params, snapshot):
+    return all(th.equal(p, s) for p, s in zip(params, snapshot, strict=True))
+
+
+class RecordingLogger:
+    """Collects every value recorded by the model, per key, across dumps."""
+
+    def __init__(self, model):
+        self.values: dict[str, list] = {}
+        logger = configure(None, [])
+        original = logger.record
+
+        def record(key, value, exclude=None):
+            self.values.setdefault(key, []).append(value)
+            original(key, value, exclude)
+
+        logger.record = record  # type: ignore[method-assign]
+        model.set_logger(logger)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"learning_rate": lambda _: -1.0}, "learning_rate"),
+        ({"n_steps": 0}, "n_steps"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"gamma": 1.5}, "gamma"),
+        ({"gae_lambda": -0.1}, "gae_lambda"),
+        ({"cg_max_steps": 0}, "cg_max_steps"),
+        ({"cg_max_steps": 2.5}, "cg_max_steps"),
+        ({"cg_damping": -1e-3}, "cg_damping"),
+        ({"line_search_shrinking_factor": 1.0}, "line_search_shrinking_factor"),
+        ({"line_search_max_iter": 0}, "line_search_max_iter"),
+        ({"n_critic_updates": -1}, "n_critic_updates"),
+        ({"target_kl": 0.0}, "target_kl"),
+        ({"target_kl": float("nan")}, "target_kl"),
+        ({"sub_sampling_factor": 0}, "sub_sampling_factor"),
+        ({"sde_sample_freq": -2}, "sde_sample_freq"),
+        ({"n_steps": 1, "normalize_advantage": True}, "n_steps \\* n_envs"),
+    ],
+)
+def test_invalid_hyperparameters_raise_value_error(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        NPG("MlpPolicy", "CartPole-v1", **kwargs)
+
+
+def test_target_kl_schedule_is_followed():
+    model = NPG("MlpPolicy", "CartPole-v1", n_steps=64, target_kl=lambda progress: 0.01 + 0.02 * progress, seed=0)
+    log = RecordingLogger(model)
+    model.learn(256)
+    targets = log.values["train/target_kl"]
+    # SB3 updates the progress remaining after each rollout: 0.75, 0.5, 0.25, 0 at the four updates
+    assert np.allclose(targets, [0.025, 0.02, 0.015, 0.01])
+    predicted = log.values["train/predicted_kl"]
+    assert np.allclose(predicted, targets, rtol=1e-4)
+
+
+def test_actor_parameters_found_from_the_graph_not_names():
+    class Extractor(BaseFeaturesExtractor):
+        def __init__(self, observation_space):
+            super().__init__(observation_space, features_dim=8)
+            self.body = th.nn.Sequential(th.nn.Linear(observation_space.shape[0], 8), th.nn.Tanh())
+
+        def forward(self, observations):
+            return self.body(observations)
+
+    # Shared custom extractor: it feeds the actions, so it belongs to the natural-gradient step
+    shared = NPG("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(features_extractor_class=Extractor, net_arch=[8]), seed=0)
+    actor_ids = {id(p) for p in shared.actor_params}
+    assert all(id(p) in actor_ids for p in shared.policy.features_extractor.parameters())
+    assert id(shared.policy.log_std) in actor_ids
+    assert all(id(p) not in actor_ids for p in shared.policy.value_net.parameters())
+    optimized = {id(p) for group in shared.policy.optimizer.param_groups for p in group["params"]}
+    assert optimized.isdisjoint(actor_ids)
+    assert optimized | actor_ids == {id(p) for p in shared.policy.parameters()}
+
+    # Separate extractors: the value extractor is the critic's
+    separate = NPG("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(share_features_extractor=False), seed=0)
+    actor_ids = {id(p) for p in separate.actor_params}
+    assert all(id(p) not in actor_ids for p in separate.policy.vf_features_extractor.parameters())
+    assert all(id(p) in actor_ids for p in separate.policy.mlp_extractor.policy_net.parameters())
+    assert all(id(p) not in actor_ids for p in separate.policy.mlp_extractor.value_net.parameters())
+
+
+def test_critic_fit_never_moves_the_actor():
+    model = NPG("MlpPolicy", "CartPole-v1", n_steps=128, n_critic_updates=5, batch_size=32, seed=0)
+    model.learn(128)  # one update, fills the buffer
+    actor_before = _snapshot(model.actor_params)
+    critic_before = _snapshot(model.critic_params)
+    losses = model._fit_critic()
+    assert len(losses) == 5 * 4
+    assert _unchanged(model.actor_params, actor_before)
+    assert not _unchanged(model.critic_params, critic_before)
+
+
+def test_logged_keys_and_trust_region():
+    model = NPG("MlpPolicy", "Pendulum-v1", n_steps=256, target_kl=0.01, seed=0)
+    log = RecordingLogger(model)
+    model.learn(1024)
+    expected = {
+        "kl",
+        "predicted_kl",
+        "step_size",
+        "cg_residual",
+        "cg_iterations",
+        "surrogate_improvement",
+        "policy_step_time",
+        "value_loss",
+        "explained_variance",
+        "entropy",
+        "std",
+        "update_skipped",
+        "learning_rate",
+        "n_updates",
+    }
+    assert expected <= {key.removeprefix("train/") for key in log.values}
+    assert all(len(log.values[f"train/{key}"]) == 4 for key in ("kl", "value_loss", "update_skipped"))
+    assert log.values["train/update_skipped"] == [0.0] * 4
+    assert np.allclose(log.values["train/predicted_kl"], 0.01, rtol=1e-4)
+    kl = np.array(log.values["train/kl"])
+    assert np.all((kl > 0.005) & (kl < 0.02))
+    assert all(1 <= it <= model.cg_max_steps for it in log.values["train/cg_iterations"])
+    assert "train/line_search_success" not in log.values
+
+
+def test_line_search_keeps_kl_within_target_or_rejects_the_step():
+    # A large radius makes the full step leave the region where the quadratic model holds
+    model = NPG("MlpPolicy", "CartPole-v1", n_steps=256, target_kl=0.05, line_search=True, seed=0)
+    log = RecordingLogger(model)
+    model.learn(256 * 4)
+    success = log.values["train/line_search_success"]
+    kl = np.array(log.values["train/kl"])
+    improvement = np.array(log.values["train/surrogate_improvement"])
+    assert len(success) == 4 and sum(success) >= 1
+    assert np.all(kl <= 0.05 + 1e-9)
+    assert np.all(improvement[np.array(success) == 1.0] > 0)
+
+
+def test_failed_line_search_restores_the_actor(monkeypatch):
+    model = NPG("MlpPolicy", "CartPole-v1", n_steps=64, line_search=True, line_search_max_iter=2, seed=0)
+    model.learn(64)
+    before = _snapshot(model.actor_params)
+    # Every candidate step measures a KL far outside the trust region: all are rejected
+    monkeypatch.setattr("sb3_npg.npg.npg.policy_kl", lambda *args, **kwargs: th.ones(64))
+    rollout = next(iter(model.rollout_buffer.get(batch_size=None)))
+    step = model._policy_step(rollout, target_kl=0.01)
+    assert step.skipped is None and step.line_search_success == 0.0 and step.kl == 0.0
+    assert _unchanged(model.actor_params, before)
+
+
+@pytest.mark.parametrize("fault", ["reward", "gradient", "kl"])
+def test_non_finite_update_is_skipped_and_training_goes_on(monkeypatch, fault):
+    model = NPG("MlpPolicy", "Pendulum-v1", n_steps=64, seed=0)
+    log = RecordingLogger(model)
+    model.learn(64)
+    params_before = _snapshot(model.policy.parameters())
+
+    if fault == "reward":
+        model.rollout_buffer.rewards[3, 0] = np.nan
+        model.rollout_buffer.compute_returns_and_advantage(th.zeros(1), np.zeros(1, dtype=bool))
+    elif fault == "gradient":
+        original = NPG._surrogate
+
+        def nan_surrogate(self, distribution, rollout, advantages):
+            return original(self, distribution, rollout, advantages) * th.tensor(float("nan"))
+
+        monkeypatch.setattr(NPG, "_surrogate", nan_surrogate)
+    else:
+        monkeypatch.setattr("sb3_npg.npg.npg.policy_kl", lambda *args, **kwargs: th.full((64,), float("nan")))
+
+    with pytest.warns(UserWarning, match="skipped an update"):
+        model.train()
+    assert _unchanged(model.policy.parameters(), params_before)  # actor *and* critic kept
+    assert log.values["train/update_skipped"][-1] == 1.0
+
+    monkeypatch.undo()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once only
+        model.learn(128, reset_num_timesteps=False)
+    assert log.values["train/update_skipped"][-1] == 0.0
+    assert not _unchanged(model.policy.parameters(), params_before)
+
+
+def test_fisher_subsampling_uses_a_subset_for_the_fisher_only():
+    model = NPG("MlpPolicy", "Pendulum-v1", n_steps=256, sub_sampling_factor=4, seed=0)
+    log = RecordingLogger(model)
+    model.learn(512)
+    assert log.values["train/update_skipped"] == [0.0, 0.0]
+    assert np.allclose(log.values["train/predicted_kl"], 0.01, rtol=1e-4)
+
+
+def test_custom_policy_class_is_accepted():
+    class MyPolicy(ActorCriticPolicy):
+        pass
+
+    model = NPG(MyPolicy, "CartPole-v1", n_steps=64, policy_kwargs=dict(net_arch=dict(pi=[16], vf=[16])), seed=0)
+    model.learn(128)
+    assert len(model.actor_params) == 4  # pi layer (w, b) and action head (w, b)
+
+
+@pytest.mark.skipif(not pytest.importorskip("gymnasium").envs.registry.get("HalfCheetah-v5"), reason="no HalfCheetah")
+def test_halfcheetah_step_lands_near_target_kl():
+    pytest.importorskip("mujoco", reason="MuJoCo is not installed (pip install 'sb3-npg[envs]')")
+    model = NPG("MlpPolicy", gym.make("HalfCheetah-v5"), n_steps=2048, target_kl=0.01, seed=0)
+    log = RecordingLogger(model)
+    model.learn(2048)
+    kl = log.values["train/kl"][0]
+    assert 0.5 * 0.01 <= kl <= 1.5 * 0.01

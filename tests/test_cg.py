@@ -1,5 +1,7 @@
 """Conjugate gradient against a direct solve, its guards, and the absence of host synchronisation."""
 
+import itertools
+
 import gymnasium as gym
 import pytest
 import torch as th
@@ -39,7 +41,7 @@ def test_few_iterations_reduce_the_residual_monotonically_in_a_norm():
         return float(error @ matrix @ error)
 
     errors = [a_norm_error(k) for k in (1, 2, 5, 10, 20)]
-    assert all(later < earlier for earlier, later in zip(errors, errors[1:], strict=False))
+    assert all(later < earlier for earlier, later in itertools.pairwise(errors))
 
 
 def test_converged_iterate_is_frozen():

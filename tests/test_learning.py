@@ -4,8 +4,7 @@ import pytest
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_npg.zoo.config import load_hyperparams, make_env_from_hyperparams
-from sb3_npg.zoo.config import build_model
+from sb3_npg.zoo.config import build_model, load_hyperparams, make_env_from_hyperparams
 
 CASES = [
     # algo, env, seed, minimum mean return over 10 deterministic episodes

@@ -87,15 +87,15 @@ def test_dict_observations_with_subsampling(algo):
 @pytest.mark.parametrize("algo", ALGOS, ids=_algo_id)
 @pytest.mark.parametrize("sde_kwargs", [dict(), dict(full_std=False, squash_output=True)], ids=["full_std", "squashed"])
 def test_gsde(algo, sde_kwargs):
-    model = algo(
-        "MlpPolicy", "Pendulum-v1", use_sde=True, sde_sample_freq=4, seed=0, **{**SMALL, "policy_kwargs": sde_kwargs}
-    )
+    model = algo("MlpPolicy", "Pendulum-v1", use_sde=True, sde_sample_freq=4, seed=0, **{**SMALL, "policy_kwargs": sde_kwargs})
     model.learn(128)
 
 
 @pytest.mark.parametrize("algo", ALGOS, ids=_algo_id)
 def test_vec_normalize_and_subproc_vec_env(algo):
-    env = VecNormalize(make_vec_env("Pendulum-v1", n_envs=2, seed=0, vec_env_cls=SubprocVecEnv, vec_env_kwargs={"start_method": "fork"}))
+    env = VecNormalize(
+        make_vec_env("Pendulum-v1", n_envs=2, seed=0, vec_env_cls=SubprocVecEnv, vec_env_kwargs={"start_method": "fork"})
+    )
     model = algo("MlpPolicy", env, seed=0, **SMALL)
     model.learn(256)
     assert env.obs_rms.count > 256

@@ -196,7 +196,9 @@ def fisher_vector_product(
     if parameters is not None:
         return gauss_newton_vector_product(params, parameters.outputs, parameters.metrics, damping)
     if mean_kl is None:
-        raise ValueError(f"{type(distribution.distribution).__name__} has no closed-form Fisher: pass mean_kl for the fallback")
+        raise ValueError(
+            f"{type(distribution.distribution).__name__} has no closed-form Fisher: pass mean_kl for the fallback"
+        )
     return kl_hessian_vector_product(params, mean_kl(), damping)
 
 

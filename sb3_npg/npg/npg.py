@@ -203,7 +203,7 @@ class NPG(OnPolicyAlgorithm):
         self.actor_params = actor_parameters(self.policy)
         actor_ids = {id(p) for p in self.actor_params}
         self.critic_params = [p for p in self.policy.parameters() if p.requires_grad and id(p) not in actor_ids]
-        self.policy.optimizer = self.policy.optimizer_class(
+        self.policy.optimizer = self.policy.optimizer_class(  # type: ignore[call-arg]
             self.critic_params, lr=self.lr_schedule(1), **self.policy.optimizer_kwargs
         )
 
@@ -238,7 +238,9 @@ class NPG(OnPolicyAlgorithm):
 
     def _rollout_is_finite(self) -> bool:
         buffer = self.rollout_buffer
-        return bool(np.isfinite(buffer.rewards).all() and np.isfinite(buffer.advantages).all() and np.isfinite(buffer.returns).all())
+        return bool(
+            np.isfinite(buffer.rewards).all() and np.isfinite(buffer.advantages).all() and np.isfinite(buffer.returns).all()
+        )
 
     def _distribution(self, observations: PyTorchObs) -> Distribution:
         # ``get_distribution`` refills one shared object: copy it so that earlier results survive later calls
@@ -255,69 +257,66 @@ class NPG(OnPolicyAlgorithm):
 
     def _policy_step(self, rollout: RolloutBufferSamples, target_kl: float) -> _PolicyStep:
         """One natural-gradient step of the actor (with TRPO's line search when enabled)."""
-        observations, actions = rollout.observations, self._actions(rollout)
         advantages = rollout.advantages
         if self.normalize_advantage:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-
         with th.no_grad():
-            old_distribution = self._distribution(observations)
-        distribution = self._distribution(observations)
-        surrogate = self._surrogate(distribution, rollout, advantages)
+            old_distribution = self._distribution(rollout.observations)
+            old_surrogate = self._surrogate(old_distribution, rollout, advantages)
 
-        # Fisher on a sub-sample of the batch (or on the batch itself, sharing its forward pass)
-        if self.sub_sampling_factor > 1:
-            fisher_obs = subsample_observations(observations, self.sub_sampling_factor)
-            fisher_distribution = self._distribution(fisher_obs)
-        else:
-            fisher_obs, fisher_distribution = observations, distribution
-        gradient = flat_concat(th.autograd.grad(surrogate, self.actor_params, retain_graph=True))
-
-        def fallback_mean_kl() -> th.Tensor:
-            with th.no_grad():
-                fisher_old = self._distribution(fisher_obs)
-            fisher_actions = actions[:: self.sub_sampling_factor]
-            fisher_log_prob = rollout.old_log_prob[:: self.sub_sampling_factor]
-            return policy_kl(fisher_old, fisher_distribution, fisher_actions, fisher_log_prob).mean()
-
-        fvp = fisher_vector_product(self.actor_params, fisher_distribution, fallback_mean_kl, self.cg_damping)
-        solve = conjugate_gradient(fvp, gradient, max_iter=self.cg_max_steps)
-        search_direction = solve.solution
-        sfs = search_direction @ fvp(search_direction) - self.cg_damping * (search_direction @ search_direction)
-        step_size = natural_step_size(sfs, target_kl)
-        full_step = step_size * search_direction
-        del fvp, fisher_distribution, distribution  # free the graphs before the line search
-
+        full_step, solve_stats = self._natural_gradient_step(rollout, advantages, target_kl)
         # One host synchronisation for all diagnostics of the solve
-        diagnostics = th.stack(
-            [
-                step_size,
-                0.5 * step_size**2 * sfs,
-                solve.residual_norm,
-                solve.iterations.to(sfs.dtype),
-                gradient @ full_step,
-                gradient.norm(),
-                th.isfinite(gradient).all().to(sfs.dtype),
-                th.isfinite(full_step).all().to(sfs.dtype),
-            ]
-        ).tolist()
-        step_len, predicted_kl, residual, iterations, expected_improvement, grad_norm, grad_ok, step_ok = diagnostics
-        stats: dict[str, float] = dict(
-            predicted_kl=predicted_kl,
-            step_size=step_len,
-            cg_residual=residual,
-            cg_iterations=iterations,
-            expected_improvement=expected_improvement,
-            gradient_norm=grad_norm,
-            entropy=self._mean_entropy(old_distribution),
-            std=self._mean_std(old_distribution),
-        )
+        values = th.stack(list(solve_stats.values())).tolist()
+        stats = dict(zip(solve_stats, values, strict=True))
+        grad_ok, step_ok = stats.pop("gradient_finite"), stats.pop("step_finite")
+        stats.update(entropy=self._mean_entropy(old_distribution), std=self._mean_std(old_distribution))
         if not grad_ok:
             return _PolicyStep(skipped="non-finite policy gradient", **stats)
         if not step_ok:
             return _PolicyStep(skipped="non-finite or degenerate natural-gradient direction", **stats)
+        return self._apply_step(rollout, advantages, old_distribution, old_surrogate, full_step, target_kl, stats)
 
-        return self._apply_step(rollout, advantages, old_distribution, surrogate.detach(), full_step, target_kl, stats)
+    def _natural_gradient_step(
+        self, rollout: RolloutBufferSamples, advantages: th.Tensor, target_kl: float
+    ) -> tuple[th.Tensor, dict[str, th.Tensor]]:
+        """
+        The full step ``sqrt(2 delta / s^T F s) s`` with ``s`` solving ``(F + lambda I) s = g``, and its diagnostics.
+
+        Everything stays on the device (no host synchronisation); the graphs die when this returns.
+        """
+        distribution = self._distribution(rollout.observations)
+        surrogate = self._surrogate(distribution, rollout, advantages)
+        gradient = flat_concat(th.autograd.grad(surrogate, self.actor_params, retain_graph=True))
+
+        # Fisher on a sub-sample of the batch (or on the batch itself, sharing its forward pass)
+        factor = self.sub_sampling_factor
+        fisher_obs = subsample_observations(rollout.observations, factor)
+        fisher_distribution = self._distribution(fisher_obs) if factor > 1 else distribution
+
+        def fallback_mean_kl() -> th.Tensor:  # only for distributions without a closed-form Fisher
+            with th.no_grad():
+                fisher_old = self._distribution(fisher_obs)
+            actions, old_log_prob = self._actions(rollout)[::factor], rollout.old_log_prob[::factor]
+            return policy_kl(fisher_old, fisher_distribution, actions, old_log_prob).mean()
+
+        fvp = fisher_vector_product(self.actor_params, fisher_distribution, fallback_mean_kl, self.cg_damping)
+        solve = conjugate_gradient(fvp, gradient, max_iter=self.cg_max_steps)
+        direction = solve.solution
+        # Undamped quadratic form: damping regularises the solve, it must not shrink the step
+        sfs = direction @ fvp(direction) - self.cg_damping * (direction @ direction)
+        step_size = natural_step_size(sfs, target_kl)
+        full_step = step_size * direction
+        stats = {
+            "step_size": step_size,
+            "predicted_kl": 0.5 * step_size**2 * sfs,
+            "cg_residual": solve.residual_norm,
+            "cg_iterations": solve.iterations.to(sfs.dtype),
+            "expected_improvement": gradient @ full_step,
+            "gradient_norm": gradient.norm(),
+            "gradient_finite": th.isfinite(gradient).all().to(sfs.dtype),
+            "step_finite": th.isfinite(full_step).all().to(sfs.dtype),
+        }
+        return full_step.detach(), {key: value.detach() for key, value in stats.items()}
 
     def _apply_step(
         self,
@@ -334,30 +333,26 @@ class NPG(OnPolicyAlgorithm):
         original = [p.detach().clone() for p in self.actor_params]
         step_parts = unflatten_like(full_step, self.actor_params)
         max_tries = self.line_search_max_iter if self.line_search else 1
-        accepted, kl, improvement, backtracks = False, float("nan"), float("nan"), 0
+        accepted, kl, improvement, tries = False, float("nan"), float("nan"), 0
         with th.no_grad():
-            for backtracks in range(max_tries):  # noqa: B007
-                coefficient = self.line_search_shrinking_factor**backtracks
+            while tries < max_tries and not accepted:
+                coefficient = self.line_search_shrinking_factor**tries
+                tries += 1
                 for param, start, delta in zip(self.actor_params, original, step_parts, strict=True):
                     param.copy_(start + coefficient * delta)
                 new_distribution = self._distribution(rollout.observations)
                 kl_tensor = policy_kl(old_distribution, new_distribution, actions, rollout.old_log_prob).mean()
                 gain = self._surrogate(new_distribution, rollout, advantages) - old_surrogate
                 kl, improvement = th.stack([kl_tensor, gain]).tolist()
-                finite = np.isfinite(kl) and np.isfinite(improvement)
-                if not self.line_search:
-                    accepted = finite
-                    break
-                if finite and kl <= target_kl and improvement > 0:
-                    accepted = True
-                    break
+                within_region = not self.line_search or (kl <= target_kl and improvement > 0)
+                accepted = bool(np.isfinite(kl) and np.isfinite(improvement) and within_region)
             if not accepted:
                 for param, start in zip(self.actor_params, original, strict=True):
                     param.copy_(start)
 
         ls_stats: dict[str, float] = {}
         if self.line_search:
-            ls_stats = dict(line_search_success=float(accepted), line_search_backtracks=float(backtracks))
+            ls_stats = dict(line_search_success=float(accepted), line_search_backtracks=float(tries - 1))
         if not accepted and not self.line_search:
             return _PolicyStep(skipped="non-finite KL or surrogate after the step", kl=kl, **stats)
         if not accepted:
@@ -434,4 +429,3 @@ class NPG(OnPolicyAlgorithm):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
-

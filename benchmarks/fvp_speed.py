@@ -1,0 +1,235 @@
+"""
+Speed of one Fisher-vector product against sb3-contrib TRPO's Hessian-vector product and against one
+forward+backward pass of the surrogate, and of a whole ``train()`` of NPG against TRPO's.
+
+All timings of a comparison are taken alternately in one process on the same batch (HalfCheetah-v5
+observations, SB3's 64x64 MLP policy) and reported as medians and ratios: the machines are shared and
+noisy, so only ratios measured side by side mean anything.
+
+    python benchmarks/fvp_speed.py                      # CPU, one torch thread, writes benchmarks/results/
+    python benchmarks/fvp_speed.py --device cuda --tag cuda
+"""
+
+import argparse
+import copy
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from sb3_contrib import TRPO
+from stable_baselines3.common.distributions import kl_divergence
+from stable_baselines3.common.logger import configure
+
+from sb3_npg import NPG
+from sb3_npg.common.fisher import fisher_vector_product, flat_concat
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _sync(device: th.device) -> None:
+    if device.type == "cuda":
+        th.cuda.synchronize()
+
+
+def _median_ms(samples: list[float]) -> float:
+    return 1000.0 * statistics.median(samples)
+
+
+def collect_batch(env_id: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Observations and actions of a random policy: the states a first rollout visits."""
+    env = gym.make(env_id)
+    env.action_space.seed(seed)
+    obs, _ = env.reset(seed=seed)
+    observations, actions = [], []
+    for _ in range(n):
+        action = env.action_space.sample()
+        observations.append(obs)
+        actions.append(action)
+        obs, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            obs, _ = env.reset()
+    return np.asarray(observations, dtype=np.float32), np.asarray(actions, dtype=np.float32)
+
+
+def product_timings(env_id: str, n: int, device: th.device, repeats: int, cg_damping: float = 0.1) -> dict:
+    """Median time of one product (ours, TRPO's) and of one forward+backward pass, measured alternately."""
+    trpo = TRPO("MlpPolicy", env_id, device=device, seed=0, cg_damping=cg_damping)
+    npg = NPG("MlpPolicy", env_id, device=device, seed=0, cg_damping=cg_damping)
+    npg.policy.load_state_dict(trpo.policy.state_dict())
+    obs_np, actions_np = collect_batch(env_id, n)
+    obs = th.as_tensor(obs_np, device=device)
+    actions = th.as_tensor(actions_np, device=device)
+    advantages = th.randn(n, device=device)
+    with th.no_grad():
+        old_log_prob = npg.policy.get_distribution(obs).log_prob(actions)
+
+    def surrogate_of(policy):
+        distribution = policy.get_distribution(obs)
+        return distribution, (advantages * th.exp(distribution.log_prob(actions) - old_log_prob)).mean()
+
+    # TRPO's product, built exactly as TRPO.train() builds it
+    with th.no_grad():
+        old_distribution = copy.copy(trpo.policy.get_distribution(obs))
+    trpo_distribution, trpo_objective = surrogate_of(trpo.policy)
+    kl = kl_divergence(trpo_distribution, old_distribution).mean()
+    actor_params, _, grad_kl, _ = trpo._compute_actor_grad(kl, trpo_objective)
+
+    def trpo_product(v):
+        return trpo.hessian_vector_product(actor_params, grad_kl, v)
+
+    # Ours: the graph of J^T w is built once per update, then reused by every product
+    npg_distribution, _ = surrogate_of(npg.policy)
+    start = time.perf_counter()
+    our_product = fisher_vector_product(npg.actor_params, npg_distribution, damping=cg_damping)
+    _sync(device)
+    build_time = time.perf_counter() - start
+
+    def forward_backward():
+        _, objective = surrogate_of(npg.policy)
+        return flat_concat(th.autograd.grad(objective, npg.actor_params))
+
+    vector = th.randn(sum(p.numel() for p in npg.actor_params), device=device)
+    # Same matrix up to TRPO's convention: its KL is averaged over the action dimensions, ours is summed
+    action_dim = actions.shape[1]
+    trpo_fisher_v = action_dim * (trpo_product(vector) - cg_damping * vector)
+    assert th.allclose(our_product(vector) - cg_damping * vector, trpo_fisher_v, rtol=1e-3, atol=1e-4), "products differ"
+
+    candidates = {
+        "ours": lambda: our_product(vector),
+        "trpo_hvp": lambda: trpo_product(vector),
+        "forward_backward": forward_backward,
+    }
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(3):  # warm-up
+        for fn in candidates.values():
+            fn()
+    for _ in range(repeats):
+        for name, fn in candidates.items():
+            _sync(device)
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            samples[name].append(time.perf_counter() - start)
+    medians = {name: _median_ms(values) for name, values in samples.items()}
+    return {
+        "n": n,
+        "ours_ms": medians["ours"],
+        "trpo_hvp_ms": medians["trpo_hvp"],
+        "forward_backward_ms": medians["forward_backward"],
+        "ours_build_ms": 1000.0 * build_time,
+        "speedup_vs_trpo": medians["trpo_hvp"] / medians["ours"],
+        "ratio_to_forward_backward": medians["ours"] / medians["forward_backward"],
+    }
+
+
+def train_timings(env_id: str, n: int, device: th.device, repeats: int, cg_max_steps: int = 10) -> dict:
+    """Median time of one ``train()`` of NPG and of TRPO on the same rollout, same CG iterations, one critic pass."""
+    common = dict(n_steps=n, batch_size=n // 16, n_critic_updates=1, cg_max_steps=cg_max_steps, device=device, seed=0)
+    npg = NPG("MlpPolicy", env_id, **common)
+    trpo = TRPO("MlpPolicy", env_id, **common)
+    trpo.policy.load_state_dict(npg.policy.state_dict())
+    for model in (npg, trpo):
+        model.set_logger(configure(None, []))
+    npg.learn(n)  # one rollout (and one update) fills the buffer
+    for name in ("observations", "actions", "rewards", "advantages", "returns", "episode_starts", "log_probs", "values"):
+        setattr(trpo.rollout_buffer, name, getattr(npg.rollout_buffer, name).copy())
+    trpo.rollout_buffer.full = True
+    trpo.rollout_buffer.generator_ready = npg.rollout_buffer.generator_ready
+
+    snapshots = {
+        name: (model.policy.state_dict(), model.policy.optimizer.state_dict())
+        for name, model in (("npg", npg), ("trpo", trpo))
+    }
+    th.manual_seed(0)
+    samples: dict[str, list[float]] = {"npg": [], "trpo": []}
+    for repeat in range(repeats + 2):
+        for name, model in (("npg", npg), ("trpo", trpo)):
+            policy_state, optimizer_state = snapshots[name]
+            model.policy.load_state_dict(policy_state)
+            model.policy.optimizer.load_state_dict(optimizer_state)
+            _sync(device)
+            start = time.perf_counter()
+            model.train()
+            _sync(device)
+            if repeat >= 2:  # the first two are warm-up
+                samples[name].append(time.perf_counter() - start)
+    return {
+        "n": n,
+        "npg_train_ms": _median_ms(samples["npg"]),
+        "trpo_train_ms": _median_ms(samples["trpo"]),
+        "speedup_vs_trpo": statistics.median(samples["trpo"]) / statistics.median(samples["npg"]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="HalfCheetah-v5")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 2048, 8192])
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--train-size", type=int, default=2048)
+    parser.add_argument("--train-repeats", type=int, default=15)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--tag", default="cpu", help="suffix of the result files")
+    args = parser.parse_args()
+
+    th.set_num_threads(args.threads)
+    device = th.device(args.device)
+    products = []
+    for n in args.sizes:
+        row = product_timings(args.env, n, device, args.repeats)
+        products.append(row)
+        print(
+            f"N={n:5d}  ours {row['ours_ms']:7.2f} ms  TRPO HVP {row['trpo_hvp_ms']:7.2f} ms"
+            f"  fwd+bwd {row['forward_backward_ms']:7.2f} ms"
+            f"  -> {row['speedup_vs_trpo']:.2f}x faster than TRPO, {row['ratio_to_forward_backward']:.2f}x fwd+bwd",
+            flush=True,
+        )
+    train = train_timings(args.env, args.train_size, device, args.train_repeats)
+    print(
+        f"train() N={train['n']}: NPG {train['npg_train_ms']:.1f} ms  TRPO {train['trpo_train_ms']:.1f} ms"
+        f"  -> {train['speedup_vs_trpo']:.2f}x faster",
+        flush=True,
+    )
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result = {
+        "env": args.env,
+        "device": str(device),
+        "device_name": th.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "torch": th.__version__,
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "products": products,
+        "train": train,
+    }
+    (RESULTS / f"fvp_speed_{args.tag}.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [
+        f"# FVP speed ({args.env}, 64x64 MLP, device {device}, torch {th.__version__}, {args.threads} thread(s))",
+        "",
+        "| N | ours (ms) | TRPO HVP (ms) | fwd+bwd (ms) | ours vs TRPO | ours / fwd+bwd |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in products:
+        lines.append(
+            f"| {row['n']} | {row['ours_ms']:.2f} | {row['trpo_hvp_ms']:.2f} | {row['forward_backward_ms']:.2f}"
+            f" | {row['speedup_vs_trpo']:.2f}x faster | {row['ratio_to_forward_backward']:.2f}x |"
+        )
+    lines += [
+        "",
+        f"`train()` on N={train['n']} (same rollout, {10} CG iterations, one critic pass): NPG {train['npg_train_ms']:.1f} ms,"
+        f" TRPO {train['trpo_train_ms']:.1f} ms: NPG {train['speedup_vs_trpo']:.2f}x faster.",
+        "",
+    ]
+    (RESULTS / f"fvp_speed_{args.tag}.md").write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -36,6 +36,17 @@ def _sync(device: th.device) -> None:
         th.cuda.synchronize()
 
 
+def _clock(device: th.device):
+    """
+    CPU time of this process on the CPU with one torch thread, wall time on CUDA.
+
+    With a single torch thread all the work runs on this process's thread, so its CPU time measures
+    the work itself and is barely disturbed by other processes on a shared machine; CUDA work runs
+    off the host, so it needs synchronised wall time.
+    """
+    return time.perf_counter if device.type == "cuda" or th.get_num_threads() > 1 else time.process_time
+
+
 def _median_ms(samples: list[float]) -> float:
     return 1000.0 * statistics.median(samples)
 
@@ -105,16 +116,17 @@ def product_timings(env_id: str, n: int, device: th.device, repeats: int, cg_dam
         "forward_backward": forward_backward,
     }
     samples: dict[str, list[float]] = {name: [] for name in candidates}
+    clock = _clock(device)
     for _ in range(3):  # warm-up
         for fn in candidates.values():
             fn()
     for _ in range(repeats):
         for name, fn in candidates.items():
             _sync(device)
-            start = time.perf_counter()
+            start = clock()
             fn()
             _sync(device)
-            samples[name].append(time.perf_counter() - start)
+            samples[name].append(clock() - start)
     medians = {name: _median_ms(values) for name, values in samples.items()}
     return {
         "n": n,
@@ -147,17 +159,18 @@ def train_timings(env_id: str, n: int, device: th.device, repeats: int, cg_max_s
     }
     th.manual_seed(0)
     samples: dict[str, list[float]] = {"npg": [], "trpo": []}
+    clock = _clock(device)
     for repeat in range(repeats + 2):
         for name, model in (("npg", npg), ("trpo", trpo)):
             policy_state, optimizer_state = snapshots[name]
             model.policy.load_state_dict(policy_state)
             model.policy.optimizer.load_state_dict(optimizer_state)
             _sync(device)
-            start = time.perf_counter()
+            start = clock()
             model.train()
             _sync(device)
             if repeat >= 2:  # the first two are warm-up
-                samples[name].append(time.perf_counter() - start)
+                samples[name].append(clock() - start)
     return {
         "n": n,
         "npg_train_ms": _median_ms(samples["npg"]),
@@ -206,13 +219,15 @@ def main() -> None:
         else platform.processor() or platform.machine(),
         "torch": th.__version__,
         "threads": args.threads,
+        "clock": _clock(device).__name__,
         "repeats": args.repeats,
         "products": products,
         "train": train,
     }
     (RESULTS / f"fvp_speed_{args.tag}.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
-        f"# FVP speed ({args.env}, 64x64 MLP, device {device}, torch {th.__version__}, {args.threads} thread(s))",
+        f"# FVP speed ({args.env}, 64x64 MLP, device {device}, torch {th.__version__}, {args.threads} thread(s),"
+        f" clock {_clock(device).__name__})",
         "",
         "| N | ours (ms) | TRPO HVP (ms) | fwd+bwd (ms) | ours vs TRPO | ours / fwd+bwd |",
         "| ---: | ---: | ---: | ---: | ---: | ---: |",

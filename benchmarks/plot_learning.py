@@ -1,0 +1,453 @@
+"""
+Figures and table of the learning benchmark, from the CSV files ``benchmarks/learning.py`` writes.
+
+Writes into the results directory (default ``benchmarks/results``):
+
+- ``curves_<env>.png``: evaluation return against environment steps, one line per algorithm (and budget,
+  when an algorithm ran with several), the mean over seeds with a bootstrap 95% confidence band;
+- ``aggregate.png`` and ``aggregate.csv``: the final evaluations normalised per environment,
+  ``(score - random) / (reference - random)`` with the constants of ``NORMALIZATION`` below, summarised
+  by the interquartile mean (and the median and mean) with stratified-bootstrap 95% confidence intervals
+  (``rliable`` when it imports, the same computation in numpy otherwise);
+- ``learning_table.md``: per environment and algorithm, the final evaluation (mean +- std over seeds),
+  the number of seeds, the budget, the training speed and its ratio to TRPO's and PPO's in the same
+  environment, and the command that reproduces the row.
+
+    python benchmarks/plot_learning.py
+    python benchmarks/plot_learning.py --results-dir /path/to/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RUNS_FILE = "learning.csv"
+CURVES_FILE = "learning_curves.csv"
+
+# The environments of the suite, in the order of the table
+SUITE = (
+    "CartPole-v1",
+    "Acrobot-v1",
+    "Pendulum-v1",
+    "MountainCarContinuous-v0",
+    "LunarLanderContinuous-v3",
+    "HalfCheetah-v5",
+    "Hopper-v5",
+)
+ALGO_ORDER = ("npg", "klppo", "trpo", "ppo", "a2c")
+OUR_ALGOS = ("npg", "klppo")
+COLORS = {"npg": "tab:blue", "klppo": "tab:green", "trpo": "tab:orange", "ppo": "tab:red", "a2c": "tab:purple"}
+
+# Normalised score = (score - random) / (reference - random), per environment.
+# random: mean return of uniformly random actions (measured with Gymnasium 1.x; 200 episodes, 100 for
+#   Acrobot and MountainCarContinuous, 30 for HalfCheetah).
+# reference: the environment's registered reward_threshold ("solved"), except Pendulum-v1, which has
+#   none: -150 is a pendulum swung up and held, which the zoo's tuned agents reach.
+NORMALIZATION: dict[str, tuple[float, float]] = {
+    "CartPole-v1": (22.7, 475.0),
+    "Acrobot-v1": (-497.1, -100.0),
+    "Pendulum-v1": (-1255.5, -150.0),
+    "MountainCarContinuous-v0": (-33.3, 90.0),
+    "LunarLanderContinuous-v3": (-212.5, 200.0),
+    "HalfCheetah-v5": (-273.6, 4800.0),
+    "Hopper-v5": (18.0, 3800.0),
+}
+# Must match learning.py: evaluations per run when --eval-freq is not given, and its defaults
+EVALS_PER_RUN = 20
+DEFAULT_EVAL_EPISODES = 10
+BOOTSTRAP_REPS = 2000
+CONFIDENCE = 0.95
+
+
+def _algo_rank(algo: str) -> tuple[int, str]:
+    return (ALGO_ORDER.index(algo) if algo in ALGO_ORDER else len(ALGO_ORDER), algo)
+
+
+def _env_order(envs: Sequence[str]) -> list[str]:
+    return [env for env in SUITE if env in envs] + sorted(env for env in envs if env not in SUITE)
+
+
+def load_results(results_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """
+    ``learning.csv`` and ``learning_curves.csv``, without duplicates.
+
+    A run written twice (rerun after its row was removed) keeps its last row; the curve points of a run
+    keep the last value at each step (a run killed between its curve and its row reruns in full).
+
+    :param results_dir: the results directory
+    :return: the runs and the curves
+    """
+    runs = pd.read_csv(results_dir / RUNS_FILE)
+    runs = runs.drop_duplicates(subset=["algo", "env", "seed", "timesteps"], keep="last").reset_index(drop=True)
+    curves_path = results_dir / CURVES_FILE
+    if curves_path.exists():
+        curves = pd.read_csv(curves_path)
+        curves = curves.drop_duplicates(subset=["algo", "env", "seed", "budget", "timesteps"], keep="last")
+        # Only the curves of finished runs
+        finished = runs[["algo", "env", "seed", "timesteps"]].rename(columns={"timesteps": "budget"})
+        curves = curves.merge(finished, on=["algo", "env", "seed", "budget"], how="inner")
+    else:
+        curves = pd.DataFrame(columns=["algo", "env", "seed", "budget", "timesteps", "eval_mean", "eval_std"])
+    return runs, curves
+
+
+def bootstrap_ci(values: np.ndarray, reps: int = BOOTSTRAP_REPS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Percentile bootstrap 95% confidence interval of the mean over the first axis (the seeds).
+
+    :param values: ``(n_seeds, n_points)``
+    :param reps: bootstrap resamples
+    :param seed: seed of the resampling
+    :return: the lower and upper bounds, ``(n_points,)`` each
+    """
+    rng = np.random.default_rng(seed)
+    n = values.shape[0]
+    means = values[rng.integers(0, n, size=(reps, n))].mean(axis=1)
+    alpha = (1 - CONFIDENCE) / 2
+    return np.quantile(means, alpha, axis=0), np.quantile(means, 1 - alpha, axis=0)
+
+
+def _seed_matrix(group: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The curves of one algorithm's seeds on a common grid of steps (linear interpolation)."""
+    per_seed = [seed_curve.sort_values("timesteps") for _, seed_curve in group.groupby("seed")]
+    end = min(curve["timesteps"].max() for curve in per_seed)
+    grid = np.unique(np.concatenate([curve["timesteps"].to_numpy() for curve in per_seed]))
+    grid = grid[grid <= end]
+    values = np.stack([np.interp(grid, curve["timesteps"], curve["eval_mean"]) for curve in per_seed])
+    return grid, values
+
+
+def plot_curves(curves: pd.DataFrame, results_dir: Path) -> list[Path]:
+    """
+    One figure of learning curves per environment.
+
+    :param curves: the evaluation curves
+    :param results_dir: where the figures go
+    :return: the figures written
+    """
+    written = []
+    for env in _env_order(curves["env"].unique()):
+        env_curves = curves[curves["env"] == env]
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for algo in sorted(env_curves["algo"].unique(), key=_algo_rank):
+            algo_curves = env_curves[env_curves["algo"] == algo]
+            budgets = sorted(algo_curves["budget"].unique())
+            for index, budget in enumerate(budgets):
+                grid, values = _seed_matrix(algo_curves[algo_curves["budget"] == budget])
+                label = f"{algo} ({len(values)} seeds)"
+                if len(budgets) > 1:
+                    label = f"{algo}, {_steps(budget)} ({len(values)} seeds)"
+                color = COLORS.get(algo)
+                style = ("-", "--", ":", "-.")[index % 4]
+                ax.plot(grid, values.mean(axis=0), style, color=color, label=label)
+                if len(values) > 1:
+                    low, high = bootstrap_ci(values)
+                    ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
+        ax.set_title(f"{env}: deterministic evaluation, mean over seeds (95% bootstrap CI)", fontsize=9)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("evaluation return")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = results_dir / f"curves_{env}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _final_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per algorithm and environment, the runs of the largest budget (the ones the aggregate compares)."""
+    largest = runs.groupby(["algo", "env"])["timesteps"].transform("max")
+    return runs[runs["timesteps"] == largest]
+
+
+def iqm(scores: np.ndarray) -> float:
+    """
+    Interquartile mean: the mean of the middle 50% of all the scores (as ``scipy.stats.trim_mean(x, 0.25)``).
+
+    :param scores: the scores, any shape
+    :return: the interquartile mean
+    """
+    flat = np.sort(np.asarray(scores, dtype=float).ravel())
+    cut = int(0.25 * flat.size)
+    return float(flat[cut : flat.size - cut].mean())
+
+
+METRICS: dict[str, Callable[[np.ndarray], float]] = {
+    "IQM": iqm,
+    "Median": lambda scores: float(np.median(scores)),
+    "Mean": lambda scores: float(np.mean(scores)),
+}
+
+
+def _numpy_interval_estimates(
+    score_dict: dict[str, np.ndarray], reps: int, seed: int = 0
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Stratified bootstrap (runs resampled within each environment), as ``rliable.library.get_interval_estimates``."""
+    rng = np.random.default_rng(seed)
+    points, intervals = {}, {}
+    alpha = 100 * (1 - CONFIDENCE) / 2
+    for algo, scores in score_dict.items():
+        n_runs, n_tasks = scores.shape
+        points[algo] = np.array([metric(scores) for metric in METRICS.values()])
+        samples = np.empty((reps, len(METRICS)))
+        for rep in range(reps):
+            rows = rng.integers(0, n_runs, size=(n_runs, n_tasks))
+            resampled = np.take_along_axis(scores, rows, axis=0)
+            samples[rep] = [metric(resampled) for metric in METRICS.values()]
+        intervals[algo] = np.percentile(samples, [alpha, 100 - alpha], axis=0)
+    return points, intervals
+
+
+def interval_estimates(score_dict: dict[str, np.ndarray], reps: int = BOOTSTRAP_REPS) -> tuple[dict, dict, str]:
+    """
+    Point estimates and 95% stratified-bootstrap intervals of ``METRICS`` per algorithm.
+
+    ``rliable`` computes them when it imports and runs; otherwise (it is missing, or its bootstrap fails,
+    as with arch 8, which no longer takes rliable's ``random_state``) numpy does the same computation.
+
+    :param score_dict: per algorithm, normalised scores ``(n_runs, n_envs)``
+    :param reps: bootstrap resamples
+    :return: the points ``{algo: (n_metrics,)}``, the intervals ``{algo: (2, n_metrics)}`` and the tool used
+    """
+    try:
+        from rliable import library as rly
+        from rliable import metrics as rly_metrics
+
+        def aggregate(scores: np.ndarray) -> np.ndarray:
+            return np.array(
+                [rly_metrics.aggregate_iqm(scores), rly_metrics.aggregate_median(scores), rly_metrics.aggregate_mean(scores)]
+            )
+
+        points, intervals = rly.get_interval_estimates(score_dict, aggregate, reps=reps, random_state=np.random.RandomState(0))
+        return points, {algo: np.asarray(interval) for algo, interval in intervals.items()}, "rliable"
+    except Exception as error:
+        print(f"aggregate: rliable unavailable ({type(error).__name__}), numpy bootstrap instead")
+    points, intervals = _numpy_interval_estimates(score_dict, reps)
+    return points, intervals, "numpy stratified bootstrap"
+
+
+def normalized_scores(runs: pd.DataFrame) -> tuple[dict[str, np.ndarray], list[str], int]:
+    """
+    The normalised final scores per algorithm, on the environments every algorithm ran and ``NORMALIZATION``
+    knows, with as many seeds per environment as every algorithm has there (the lowest seeds).
+
+    :param runs: the runs (largest budget per algorithm and environment)
+    :return: ``{algo: (n_seeds, n_envs)}``, the environments, the number of seeds
+    """
+    algos = sorted(runs["algo"].unique(), key=_algo_rank)
+    envs = [env for env in _env_order(runs["env"].unique()) if env in NORMALIZATION]
+    envs = [env for env in envs if all(((runs["algo"] == algo) & (runs["env"] == env)).any() for algo in algos)]
+    if not envs:
+        return {}, [], 0
+    counts = runs[runs["env"].isin(envs)].groupby(["algo", "env"])["seed"].nunique()
+    n_seeds = int(counts.min())
+    score_dict = {}
+    for algo in algos:
+        columns = []
+        for env in envs:
+            cell = runs[(runs["algo"] == algo) & (runs["env"] == env)].sort_values("seed").head(n_seeds)
+            random_score, reference = NORMALIZATION[env]
+            columns.append((cell["eval_mean"].to_numpy() - random_score) / (reference - random_score))
+        score_dict[algo] = np.stack(columns, axis=1)
+    return score_dict, envs, n_seeds
+
+
+def plot_aggregate(runs: pd.DataFrame, results_dir: Path) -> Path | None:
+    """
+    ``aggregate.png`` and ``aggregate.csv``: IQM, median and mean of the normalised final scores.
+
+    :param runs: the runs
+    :param results_dir: where the files go
+    :return: the figure, or ``None`` when no environment is common to all algorithms
+    """
+    score_dict, envs, n_seeds = normalized_scores(_final_runs(runs))
+    if not score_dict:
+        print("aggregate: no environment that every algorithm ran and NORMALIZATION knows; no aggregate figure")
+        return None
+    points, intervals, tool = interval_estimates(score_dict)
+    algos = list(score_dict)
+    rows = []
+    for algo in algos:
+        for index, metric in enumerate(METRICS):
+            low, high = intervals[algo][:, index]
+            rows.append({"metric": metric, "algo": algo, "value": points[algo][index], "ci_low": low, "ci_high": high})
+    pd.DataFrame(rows).to_csv(results_dir / "aggregate.csv", index=False, float_format="%.4f")
+
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS), 0.5 * len(algos) + 1.6), sharey=True)
+    for index, (ax, metric) in enumerate(zip(axes, METRICS, strict=True)):
+        for row, algo in enumerate(algos):
+            low, high = intervals[algo][:, index]
+            color = COLORS.get(algo, "tab:gray")
+            ax.barh(row, high - low, left=low, height=0.6, color=color, alpha=0.75)
+            ax.plot([points[algo][index]] * 2, [row - 0.3, row + 0.3], color="black", linewidth=1.5)
+        ax.set_yticks(range(len(algos)), algos)
+        ax.set_title(metric)
+        ax.set_xlabel("normalised score")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].invert_yaxis()  # the first algorithm on top
+    fig.suptitle(
+        f"Final normalised score, {len(envs)} environments x {n_seeds} seeds, 95% CI ({tool})\n" + ", ".join(envs),
+        fontsize=8,
+    )
+    fig.tight_layout()
+    path = results_dir / "aggregate.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _steps(n: float) -> str:
+    n = int(n)
+    if n >= 1_000_000 and n % 100_000 == 0:
+        return f"{n / 1_000_000:g}M"
+    if n >= 1000 and n % 100 == 0:
+        return f"{n / 1000:g}k"
+    return str(n)
+
+
+def _decimals(x: float) -> int:
+    return 0 if abs(x) >= 100 else 1 if abs(x) >= 10 else 2
+
+
+def _number(x: float, decimals: int | None = None) -> str:
+    if not math.isfinite(x):
+        return "-"
+    return f"{x:.{_decimals(x) if decimals is None else decimals}f}"
+
+
+def reproduce_command(algo: str, env: str, seeds: Sequence[int], budget: int, eval_freq: int, eval_episodes: int) -> str:
+    """
+    The ``learning.py`` command that reruns one row of the table.
+
+    :param algo: the algorithm
+    :param env: the environment
+    :param seeds: the seeds of the row
+    :param budget: the budget
+    :param eval_freq: the evaluation interval of the runs
+    :param eval_episodes: the episodes per evaluation of the runs
+    :return: the command
+    """
+    command = (
+        f"python benchmarks/learning.py --algos {algo} --envs {env} --seeds {' '.join(str(s) for s in seeds)} "
+        f"--timesteps {env}={budget}"
+    )
+    if eval_freq != max(1, budget // EVALS_PER_RUN):
+        command += f" --eval-freq {eval_freq}"
+    if eval_episodes != DEFAULT_EVAL_EPISODES:
+        command += f" --eval-episodes {eval_episodes}"
+    return command
+
+
+def learning_table(runs: pd.DataFrame) -> str:
+    """
+    The Markdown results table: one row per environment, algorithm and budget.
+
+    ``std`` is the sample standard deviation over seeds (0 for one seed); steps/s is the median over
+    seeds of the training speed (evaluation excluded), and ``vs TRPO`` / ``vs PPO`` its ratio to theirs in
+    the same environment (their largest budget). For our algorithms, ``behind`` lists the peers whose
+    mean final evaluation in the same environment (largest budgets) is higher, with the gap.
+
+    :param runs: the runs
+    :return: the table, with a header
+    """
+    lines = [
+        "| env | algo | final eval (mean ± std) | seeds | budget | steps/s | vs TRPO | vs PPO | behind | hyperparameters |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    commands = []
+    final = _final_runs(runs)
+    for env in _env_order(runs["env"].unique()):
+        env_runs = runs[runs["env"] == env]
+        env_final = final[final["env"] == env]
+        speed = env_final.groupby("algo")["fps"].median()
+        final_mean = env_final.groupby("algo")["eval_mean"].mean()
+        for algo in sorted(env_runs["algo"].unique(), key=_algo_rank):
+            for budget in sorted(env_runs[env_runs["algo"] == algo]["timesteps"].unique()):
+                cell = env_runs[(env_runs["algo"] == algo) & (env_runs["timesteps"] == budget)].sort_values("seed")
+                scores = cell["eval_mean"].to_numpy(dtype=float)
+                std = float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0
+                fps = float(cell["fps"].median())
+                ratios = [f"{fps / speed[peer]:.2f}x" if peer in speed.index else "-" for peer in ("trpo", "ppo")]
+                behind = "-"
+                if algo in OUR_ALGOS:
+                    ours = float(scores.mean())
+                    gaps = [
+                        f"{peer} ({_number(final_mean[peer] - ours)})"
+                        for peer in sorted(final_mean.index, key=_algo_rank)
+                        if peer not in OUR_ALGOS and final_mean[peer] > ours
+                    ]
+                    behind = ", ".join(gaps) if gaps else "none"
+                sources = ", ".join(sorted(cell["hyperparams"].astype(str).unique()))
+                mean = float(scores.mean())
+                score = f"{_number(mean)} ± {_number(std, _decimals(mean))}"
+                lines.append(
+                    f"| {env} | {algo} | {score} | {len(scores)} | {_steps(budget)} | "
+                    f"{_number(fps)} | {ratios[0]} | {ratios[1]} | {behind} | {sources} |"
+                )
+                eval_freq = int(cell["eval_freq"].iloc[0]) if "eval_freq" in cell else max(1, int(budget) // EVALS_PER_RUN)
+                episodes = int(cell["eval_episodes"].iloc[0]) if "eval_episodes" in cell else DEFAULT_EVAL_EPISODES
+                seeds = [int(seed) for seed in cell["seed"]]
+                commands.append(
+                    f"- {env}, {algo}, {_steps(budget)}: "
+                    f"`{reproduce_command(algo, env, seeds, int(budget), eval_freq, episodes)}`"
+                )
+    header = [
+        "# Learning benchmark",
+        "",
+        "Final deterministic evaluation (mean return over the evaluation episodes of each seed; mean ± sample std",
+        "over seeds). steps/s: training only, evaluation excluded, median over seeds; vs TRPO / vs PPO: its ratio",
+        "to theirs in the same environment. behind: for our algorithms, the peers with a higher mean final",
+        "evaluation in the same environment, and by how much (largest budget of each).",
+        "",
+    ]
+    return "\n".join([*header, *lines, "", "Reproduce a row (then `python benchmarks/plot_learning.py`):", "", *commands, ""])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """
+    Write the curves, the aggregate figure and the table.
+
+    :param argv: the arguments (default: ``sys.argv[1:]``)
+    :return: the exit status
+    """
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip() if __doc__ else None)
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where learning.csv is, and the outputs go")
+    parser.add_argument("--algos", nargs="+", default=None, help="only these algorithms (default: every one in the CSV)")
+    args = parser.parse_args(argv)
+    results_dir: Path = args.results_dir
+    if not (results_dir / RUNS_FILE).exists():
+        print(f"no {RUNS_FILE} in {results_dir}: run benchmarks/learning.py first", file=sys.stderr)
+        return 1
+    runs, curves = load_results(results_dir)
+    if args.algos:
+        runs, curves = runs[runs["algo"].isin(args.algos)], curves[curves["algo"].isin(args.algos)]
+    if runs.empty:
+        print(f"no runs of {args.algos} in {results_dir / RUNS_FILE}", file=sys.stderr)
+        return 1
+    for path in plot_curves(curves, results_dir):
+        print(f"wrote {path}")
+    aggregate = plot_aggregate(runs, results_dir)
+    if aggregate is not None:
+        print(f"wrote {aggregate}")
+    table = results_dir / "learning_table.md"
+    table.write_text(learning_table(runs))
+    print(f"wrote {table}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Smoke test of the learning benchmark: tiny runs, resuming, and the figures and table made from them."""
+
+import csv
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+pytest.importorskip("rl_zoo3", reason='the peers take the zoo\'s hyperparameters: pip install "sb3-npg[zoo]"')
+pytest.importorskip("sb3_contrib")
+pytest.importorskip("pandas")
+pytest.importorskip("matplotlib")
+
+BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
+ENV = "CartPole-v1"
+BUDGET = 2000
+ARGS = [
+    "--algos",
+    "npg",
+    "ppo",
+    "--envs",
+    ENV,
+    "--seeds",
+    "0",
+    "--timesteps",
+    f"{ENV}={BUDGET}",
+    "--eval-freq",
+    "1000",
+    "--eval-episodes",
+    "3",
+]
+
+
+def _load(name: str) -> ModuleType:
+    # The scripts are not a package: load them from their files, as ``python benchmarks/<name>.py`` would
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", BENCHMARKS_DIR / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def learning() -> ModuleType:
+    return _load("learning")
+
+
+@pytest.fixture(scope="module")
+def plot_learning() -> ModuleType:
+    return _load("plot_learning")
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_scripts_agree(learning, plot_learning):
+    # plot_learning.py does not import learning.py (torch and the environments): the shared constants must match
+    assert plot_learning.SUITE == learning.SUITE
+    assert plot_learning.EVALS_PER_RUN == learning.EVALS_PER_RUN
+    assert set(plot_learning.NORMALIZATION) == set(learning.SUITE)
+
+
+def test_entries(learning):
+    # Ours from the shipped files, the peers from the zoo's; the zoo stops at the -v4 MuJoCo environments
+    entry, source = learning.resolve_entry("npg", ENV)
+    assert source == f"sb3_npg npg.yml[{ENV}]" and "n_timesteps" in entry
+    _, source = learning.resolve_entry("trpo", "HalfCheetah-v5")
+    assert source == "rl_zoo3 trpo.yml[HalfCheetah-v4]"
+    assert learning.resolve_entry("trpo", "HalfCheetah-v5", version_fallback=False) is None
+    assert learning.resolve_entry("ppo", "NoSuchEnvironment-v0") is None
+    assert learning.parse_timesteps(["Hopper-v5=2e5"]) == {"Hopper-v5": 200_000}
+
+
+def test_missing_entry_is_skipped(learning, tmp_path, capsys):
+    args = learning.parse_args(["--algos", "npg", "--envs", "NoSuchEnvironment-v0", "--results-dir", str(tmp_path)])
+    runs, skipped = learning.plan_runs(args)
+    assert runs == [] and len(skipped) == 1 and "NoSuchEnvironment-v0" in skipped[0]
+
+
+def test_learning_benchmark(learning, plot_learning, tmp_path, capsys):
+    assert learning.main([*ARGS, "--results-dir", str(tmp_path)]) == 0
+
+    rows = _rows(tmp_path / "learning.csv")
+    assert sorted(row["algo"] for row in rows) == ["npg", "ppo"]
+    for row in rows:
+        assert {"algo", "env", "seed", "timesteps", "eval_mean", "eval_std", "wall_s", "fps"} <= set(row)
+        assert row["env"] == ENV and row["seed"] == "0" and int(row["timesteps"]) == BUDGET
+        assert 0 < float(row["eval_mean"]) <= 500 and float(row["eval_std"]) >= 0
+        assert float(row["wall_s"]) > 0 and float(row["fps"]) > 0
+        assert int(row["steps"]) >= BUDGET and row["eval_episodes"] == "3"
+    curves = _rows(tmp_path / "learning_curves.csv")
+    for algo in ("npg", "ppo"):
+        steps = [int(point["timesteps"]) for point in curves if point["algo"] == algo]
+        # Before training, every 1000 steps, and at the end (2048: whole rollouts)
+        assert steps[0] == 0 and steps == sorted(steps) and steps[-1] >= BUDGET and len(steps) >= 3
+
+    # A second invocation finds both runs done and leaves the files as they are
+    capsys.readouterr()
+    assert learning.main([*ARGS, "--results-dir", str(tmp_path)]) == 0
+    output = capsys.readouterr().out
+    assert output.count("skip ") == 2 and "0 runs to do" in output
+    assert len(_rows(tmp_path / "learning.csv")) == 2
+    assert len(_rows(tmp_path / "learning_curves.csv")) == len(curves)
+
+    assert plot_learning.main(["--results-dir", str(tmp_path)]) == 0
+    assert (tmp_path / f"curves_{ENV}.png").stat().st_size > 0
+    assert (tmp_path / "aggregate.png").stat().st_size > 0
+    table = (tmp_path / "learning_table.md").read_text()
+    assert f"| {ENV} | npg |" in table and f"| {ENV} | ppo |" in table
+    assert f"--algos npg --envs {ENV} --seeds 0 --timesteps {ENV}={BUDGET}" in table

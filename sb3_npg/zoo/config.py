@@ -1,18 +1,34 @@
 """Read the shipped zoo-format hyperparameter files and build models from them, without needing rl-zoo3."""
 
+import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import torch as th
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecNormalize
 
 HYPERPARAMS_DIR = Path(__file__).parent / "hyperparams"
 
 # Keys of a zoo entry that describe the experiment rather than the algorithm's constructor
-EXPERIMENT_KEYS = ("n_envs", "n_timesteps", "policy", "normalize", "env_wrapper", "frame_stack", "callback", "vec_env_wrapper")
+EXPERIMENT_KEYS = (
+    "n_envs",
+    "n_timesteps",
+    "policy",
+    "normalize",
+    "env_wrapper",
+    "frame_stack",
+    "callback",
+    "vec_env_wrapper",
+    "env_kwargs",
+    "monitor_kwargs",
+)
+# Key of the entry the zoo uses for every Atari game
+ATARI_KEY = "atari"
 
 
 def hyperparams_path(algo: str) -> Path:
@@ -28,16 +44,54 @@ def hyperparams_path(algo: str) -> Path:
     return path
 
 
+def load_all_hyperparams(algo: str) -> dict[str, dict[str, Any]]:
+    """
+    Every entry of the shipped file of ``algo``, by environment id (and ``"atari"``).
+
+    :param algo: ``"npg"`` or ``"klppo"``
+    :return: the entries, as the YAML file writes them (merge keys resolved)
+    """
+    with open(hyperparams_path(algo)) as file:
+        entries = yaml.safe_load(file)
+    return dict(entries or {})
+
+
+def _ensure_registered(env_id: str) -> None:
+    """Register the Atari games with Gymnasium when ``env_id`` is unknown and ale-py is installed."""
+    if env_id in gym.registry:
+        return
+    try:
+        ale_py = importlib.import_module("ale_py")
+    except ImportError:
+        return
+    gym.register_envs(ale_py)
+
+
+def is_atari(env_id: str) -> bool:
+    """
+    Whether ``env_id`` is an Arcade Learning Environment game (the zoo's test, on the entry point).
+
+    :param env_id: a Gymnasium environment id
+    :return: ``True`` for Atari games, ``False`` otherwise (unknown ids included)
+    """
+    _ensure_registered(env_id)
+    spec = gym.registry.get(env_id)
+    return spec is not None and "AtariEnv" in str(spec.entry_point)
+
+
 def load_hyperparams(algo: str, env_id: str) -> dict[str, Any]:
     """
     The raw zoo entry for ``env_id`` in the shipped file of ``algo``.
+
+    As in the zoo, an Atari game without an entry of its own gets the ``atari`` entry.
 
     :param algo: ``"npg"`` or ``"klppo"``
     :param env_id: a Gymnasium environment id (or ``"atari"``)
     :return: the entry, as the YAML file writes it
     """
-    with open(hyperparams_path(algo)) as file:
-        entries = yaml.safe_load(file)
+    entries = load_all_hyperparams(algo)
+    if env_id not in entries and ATARI_KEY in entries and is_atari(env_id):
+        env_id = ATARI_KEY
     if env_id not in entries:
         raise ValueError(f"no {algo} hyperparameters for {env_id!r}; available: {sorted(entries)}")
     return dict(entries[env_id])
@@ -57,6 +111,14 @@ def linear_schedule(initial_value: float) -> Any:
     return schedule
 
 
+def _evaluate(key: str, text: str) -> Any:
+    """Evaluate a Python expression of a zoo entry (``policy_kwargs``, ``normalize``, ...) as the zoo does."""
+    try:
+        return eval(text, {"nn": th.nn, "th": th, "dict": dict})  # zoo convention
+    except Exception as error:
+        raise ValueError(f"{key} must be a Python expression such as 'dict(...)', got {text!r}: {error}") from error
+
+
 def constructor_kwargs(entry: dict[str, Any]) -> dict[str, Any]:
     """
     The algorithm's keyword arguments from a zoo entry: ``lin_<x>`` strings become linear schedules and
@@ -68,15 +130,80 @@ def constructor_kwargs(entry: dict[str, Any]) -> dict[str, Any]:
     kwargs = {key: value for key, value in entry.items() if key not in EXPERIMENT_KEYS}
     for key, value in kwargs.items():
         if isinstance(value, str) and value.startswith("lin_"):
-            kwargs[key] = linear_schedule(float(value[len("lin_") :]))
+            try:
+                kwargs[key] = linear_schedule(float(value[len("lin_") :]))
+            except ValueError as error:
+                raise ValueError(f"{key} must be a number or 'lin_<number>', got {value!r}") from error
     if isinstance(kwargs.get("policy_kwargs"), str):
-        kwargs["policy_kwargs"] = eval(kwargs["policy_kwargs"], {"nn": th.nn, "dict": dict})  # zoo convention
+        kwargs["policy_kwargs"] = _evaluate("policy_kwargs", kwargs["policy_kwargs"])
     return kwargs
 
 
-def make_env_from_hyperparams(entry: dict[str, Any], env_id: str, seed: int | None = None, n_envs: int | None = None) -> VecEnv:
+def _import_object(path: str, key: str) -> Any:
+    module_name, _, name = path.rpartition(".")
+    if not module_name:
+        raise ValueError(f"{key} must name an importable class such as 'package.module.Class', got {path!r}")
+    try:
+        return getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"{key}: cannot import {path!r}: {error}") from error
+
+
+def wrapper_from_hyperparams(entry: dict[str, Any], key: str = "env_wrapper") -> Callable[[Any], Any] | None:
     """
-    A vectorized environment as the zoo would build it for training (VecNormalize included).
+    The wrapper an entry asks for, in the zoo's notation: a class path, a ``{class path: kwargs}``
+    mapping, or a list of those (applied in order).
+
+    :param entry: a zoo entry
+    :param key: ``"env_wrapper"`` (Gymnasium wrappers) or ``"vec_env_wrapper"`` (``VecEnv`` wrappers)
+    :return: a function wrapping an environment, or ``None`` when the entry has no such key
+    """
+    spec = entry.get(key)
+    if spec is None:
+        return None
+    items = spec if isinstance(spec, list) else [spec]
+    wrappers: list[tuple[Any, dict[str, Any]]] = []
+    for item in items:
+        if isinstance(item, str):
+            wrappers.append((_import_object(item, key), {}))
+        elif isinstance(item, dict) and len(item) == 1:
+            ((path, kwargs),) = item.items()
+            wrappers.append((_import_object(path, key), dict(kwargs or {})))
+        else:
+            raise ValueError(f"{key} must be a class path, a {{class path: kwargs}} mapping or a list of them, got {item!r}")
+
+    def wrap(env: Any) -> Any:
+        for wrapper_class, kwargs in wrappers:
+            env = wrapper_class(env, **kwargs)
+        return env
+
+    return wrap
+
+
+def _normalize_kwargs(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """``VecNormalize``'s keyword arguments for an entry, or ``None`` when it does not normalize."""
+    normalize = entry.get("normalize", False)
+    if isinstance(normalize, str):
+        normalize = _evaluate("normalize", normalize)
+    if isinstance(normalize, dict):
+        kwargs = dict(normalize)
+    elif isinstance(normalize, bool):
+        if not normalize:
+            return None
+        kwargs = {}
+    else:
+        raise ValueError(f"normalize must be a bool, a dict or a 'dict(...)' string, got {normalize!r}")
+    if "gamma" in entry:
+        kwargs["gamma"] = entry["gamma"]  # as the zoo does: the return is discounted like the algorithm's
+    return kwargs
+
+
+def make_env_from_hyperparams(
+    entry: dict[str, Any], env_id: str, seed: int | None = None, n_envs: int | None = None
+) -> VecEnv:
+    """
+    A vectorized environment as the zoo would build it for training: ``env_wrapper``, ``env_kwargs``,
+    ``vec_env_wrapper``, ``normalize`` (``VecNormalize``) and ``frame_stack`` (``VecFrameStack``), in that order.
 
     :param entry: a zoo entry
     :param env_id: the environment id
@@ -84,12 +211,42 @@ def make_env_from_hyperparams(entry: dict[str, Any], env_id: str, seed: int | No
     :param n_envs: number of copies (default: the entry's ``n_envs``)
     :return: the environment
     """
-    env = make_vec_env(env_id, n_envs=n_envs or entry.get("n_envs", 1), seed=seed)
-    normalize = entry.get("normalize", False)
-    if normalize:
-        normalize_kwargs = eval(normalize, {"dict": dict}) if isinstance(normalize, str) else {}
+    _ensure_registered(env_id)
+    env_kwargs = entry.get("env_kwargs") or {}
+    if isinstance(env_kwargs, str):
+        env_kwargs = _evaluate("env_kwargs", env_kwargs)
+    env = make_vec_env(
+        env_id,
+        n_envs=n_envs or entry.get("n_envs", 1),
+        seed=seed,
+        env_kwargs=env_kwargs,
+        wrapper_class=wrapper_from_hyperparams(entry, "env_wrapper"),
+    )
+    vec_env_wrapper = wrapper_from_hyperparams(entry, "vec_env_wrapper")
+    if vec_env_wrapper is not None:
+        env = vec_env_wrapper(env)
+    normalize_kwargs = _normalize_kwargs(entry)
+    if normalize_kwargs is not None:
         env = VecNormalize(env, **normalize_kwargs)
+    frame_stack = entry.get("frame_stack")
+    if frame_stack:
+        env = VecFrameStack(env, n_stack=int(frame_stack))
     return env
+
+
+def algorithm_class(algo: str) -> type[BaseAlgorithm]:
+    """
+    The class of one of this package's algorithms, by its zoo name.
+
+    :param algo: ``"npg"`` or ``"klppo"``
+    :return: the algorithm's class
+    """
+    from sb3_npg import KLPPO, NPG
+
+    classes: dict[str, type[BaseAlgorithm]] = {"npg": NPG, "klppo": KLPPO}
+    if algo not in classes:
+        raise ValueError(f"algo must be one of {sorted(classes)}, got {algo!r}")
+    return classes[algo]
 
 
 def build_model(algo: str, env_id: str, seed: int | None = None, **overrides: Any) -> tuple[BaseAlgorithm, int]:
@@ -102,9 +259,7 @@ def build_model(algo: str, env_id: str, seed: int | None = None, **overrides: An
     :param overrides: constructor arguments that replace the file's (``verbose``, ``device``, ...)
     :return: the model and the number of timesteps the entry trains for
     """
-    from sb3_npg import KLPPO, NPG
-
-    algo_class = {"npg": NPG, "klppo": KLPPO}[algo]
+    algo_class = algorithm_class(algo)
     entry = load_hyperparams(algo, env_id)
     env = make_env_from_hyperparams(entry, env_id, seed=seed)
     kwargs = {**constructor_kwargs(entry), **overrides}

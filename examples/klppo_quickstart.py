@@ -1,0 +1,50 @@
+"""
+KLPPO quickstart: PPO with an adaptive KL penalty instead of ratio clipping, on CartPole.
+
+    python examples/klppo_quickstart.py
+    python examples/klppo_quickstart.py --kl-adaptation adaptive   # the PPO paper's beta rule
+    python examples/klppo_quickstart.py --timesteps 5000
+"""
+
+import argparse
+import os
+
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
+
+from sb3_npg import KLPPO
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Train KLPPO on CartPole-v1.")
+    parser.add_argument("--timesteps", type=int, default=int(os.environ.get("SB3_NPG_EXAMPLE_TIMESTEPS", 100_000)))
+    parser.add_argument("--kl-adaptation", default=None, help="how beta adapts (default: KLPPO's default)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    env = make_vec_env("CartPole-v1", n_envs=8, seed=args.seed)
+    extra = {} if args.kl_adaptation is None else {"kl_adaptation": args.kl_adaptation}
+    model = KLPPO(
+        "MlpPolicy",
+        env,
+        n_steps=256,
+        batch_size=256,
+        n_epochs=10,
+        learning_rate=1e-3,
+        target_kl=0.01,  # the KL per update that the penalty steers towards
+        kl_coef=1.0,  # initial penalty coefficient beta
+        verbose=1,
+        seed=args.seed,
+        **extra,
+    )
+    model.learn(total_timesteps=args.timesteps)
+    print(f"Penalty coefficient after training: beta = {model.kl_coef:.3g}")
+
+    eval_env = make_vec_env("CartPole-v1", n_envs=1, seed=args.seed + 1000)
+    mean_return, std_return = evaluate_policy(model, eval_env, n_eval_episodes=5, deterministic=True)
+    print(f"KLPPO on CartPole-v1 after {args.timesteps} steps: {mean_return:.1f} +/- {std_return:.1f}")
+    model.save("klppo_cartpole")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""
+Optuna search spaces for NPG and KLPPO, in rl-baselines3-zoo's sampler/converter convention.
+
+A *sampler* ``sample_<algo>_params(trial, n_actions, n_envs, additional_args)`` draws the raw
+parameters of one trial and returns the algorithm's keyword arguments. A *converter*
+``convert_<algo>_params(params)`` turns the raw parameters stored in a study (``trial.params``) back into
+keyword arguments: the zoo uses it to re-train a trial with ``--storage ... --study-name ... --trial-id N``.
+Each sampler is its converter applied to what it drew, so the two always agree.
+
+Raw parameters follow the zoo's names (``n_steps_pow``, ``one_minus_gamma``, ``net_arch``, ...), so
+studies of NPG and sb3-contrib's TRPO read alike.
+"""
+
+import os
+import socket
+from typing import Any
+
+import optuna
+from torch import nn
+
+from sb3_npg.common.kl import KL_ADAPTATIONS
+
+# Network sizes, shared by both algorithms (separate actor and critic networks)
+NET_ARCHS: dict[str, dict[str, list[int]]] = {
+    "tiny": dict(pi=[64], vf=[64]),
+    "small": dict(pi=[64, 64], vf=[64, 64]),
+    "medium": dict(pi=[256, 256], vf=[256, 256]),
+}
+ACTIVATION_FNS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def _choice(params: dict[str, Any], name: str, table: dict[str, Any]) -> Any:
+    value = params[name]
+    if value not in table:
+        raise ValueError(f"{name} must be one of {sorted(table)}, got {value!r}")
+    return table[value]
+
+
+def _common_on_policy(params: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments shared by both algorithms: rollout length, minibatch size, discounting, network."""
+    n_steps = 2 ** int(params["n_steps_pow"])
+    # A minibatch never exceeds one environment's rollout, so it always divides ``n_steps * n_envs``
+    batch_size = min(2 ** int(params["batch_size_pow"]), n_steps)
+    return {
+        "n_steps": n_steps,
+        "batch_size": batch_size,
+        "gamma": 1.0 - float(params["one_minus_gamma"]),
+        "gae_lambda": 1.0 - float(params["one_minus_gae_lambda"]),
+        "policy_kwargs": {
+            "net_arch": _choice(params, "net_arch", NET_ARCHS),
+            "activation_fn": _choice(params, "activation_fn", ACTIVATION_FNS),
+        },
+    }
+
+
+def _sample_common_on_policy(trial: optuna.Trial) -> None:
+    """Draw the parameters read by :func:`_common_on_policy`, and record the values they stand for."""
+    n_steps_pow = trial.suggest_int("n_steps_pow", 7, 12)  # 128 to 4096 steps per environment
+    batch_size_pow = trial.suggest_int("batch_size_pow", 5, 10)  # 32 to 1024
+    one_minus_gamma = trial.suggest_float("one_minus_gamma", 1e-4, 0.1, log=True)
+    trial.suggest_float("one_minus_gae_lambda", 1e-4, 0.1, log=True)
+    trial.suggest_categorical("net_arch", list(NET_ARCHS))
+    trial.suggest_categorical("activation_fn", list(ACTIVATION_FNS))
+    # Readable values in the study (the zoo's convention)
+    trial.set_user_attr("gamma", 1.0 - one_minus_gamma)
+    trial.set_user_attr("n_steps", 2**n_steps_pow)
+    trial.set_user_attr("batch_size", min(2**batch_size_pow, 2**n_steps_pow))
+    # Which worker ran the trial, for studies shared by several processes or machines
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+
+
+def convert_npg_params(params: dict[str, Any]) -> dict[str, Any]:
+    """
+    NPG's keyword arguments from the raw parameters of a trial (``trial.params``).
+
+    :param params: the raw parameters drawn by :func:`sample_npg_params`
+    :return: keyword arguments for ``NPG``
+    """
+    kwargs = _common_on_policy(params)
+    kwargs.update(
+        learning_rate=float(params["learning_rate"]),
+        target_kl=float(params["target_kl"]),
+        cg_damping=float(params["cg_damping"]),
+        cg_max_steps=int(params["cg_max_steps"]),
+        n_critic_updates=int(params["n_critic_updates"]),
+        line_search=bool(params["line_search"]),
+    )
+    return kwargs
+
+
+def sample_npg_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict[str, Any]) -> dict[str, Any]:
+    """
+    Sampler for NPG: trust-region size, conjugate-gradient solve, rollout, discounting, critic and network.
+
+    :param trial: the Optuna trial
+    :param n_actions: number of continuous actions (unused, part of the zoo's signature)
+    :param n_envs: number of parallel environments (unused, part of the zoo's signature)
+    :param additional_args: the zoo's extra information (unused, part of the zoo's signature)
+    :return: keyword arguments for ``NPG``
+    """
+    _sample_common_on_policy(trial)
+    trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)  # the critic's
+    trial.suggest_float("target_kl", 1e-3, 0.1, log=True)
+    trial.suggest_float("cg_damping", 1e-3, 0.5, log=True)
+    trial.suggest_int("cg_max_steps", 5, 30)
+    trial.suggest_int("n_critic_updates", 5, 30)
+    trial.suggest_categorical("line_search", [False, True])
+    return convert_npg_params(trial.params)
+
+
+def convert_klppo_params(params: dict[str, Any]) -> dict[str, Any]:
+    """
+    KLPPO's keyword arguments from the raw parameters of a trial (``trial.params``).
+
+    :param params: the raw parameters drawn by :func:`sample_klppo_params`
+    :return: keyword arguments for ``KLPPO``
+    """
+    kwargs = _common_on_policy(params)
+    kl_adaptation = params["kl_adaptation"]
+    if kl_adaptation not in KL_ADAPTATIONS:
+        raise ValueError(f"kl_adaptation must be one of {list(KL_ADAPTATIONS)}, got {kl_adaptation!r}")
+    kwargs.update(
+        learning_rate=float(params["learning_rate"]),
+        n_epochs=int(params["n_epochs"]),
+        ent_coef=float(params["ent_coef"]),
+        max_grad_norm=float(params["max_grad_norm"]),
+        target_kl=float(params["target_kl"]),
+        kl_coef=float(params["kl_coef"]),
+        kl_adaptation=kl_adaptation,
+    )
+    if "kl_dual_lr" in params:
+        kwargs["kl_dual_lr"] = float(params["kl_dual_lr"])
+    return kwargs
+
+
+def sample_klppo_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict[str, Any]) -> dict[str, Any]:
+    """
+    Sampler for KLPPO: penalty target, initial coefficient and controller, SGD schedule, rollout,
+    discounting and network.
+
+    :param trial: the Optuna trial
+    :param n_actions: number of continuous actions (unused, part of the zoo's signature)
+    :param n_envs: number of parallel environments (unused, part of the zoo's signature)
+    :param additional_args: the zoo's extra information (unused, part of the zoo's signature)
+    :return: keyword arguments for ``KLPPO``
+    """
+    _sample_common_on_policy(trial)
+    trial.suggest_float("learning_rate", 1e-5, 3e-3, log=True)
+    trial.suggest_categorical("n_epochs", [1, 5, 10, 20])
+    trial.suggest_float("ent_coef", 1e-8, 0.1, log=True)
+    trial.suggest_float("max_grad_norm", 0.3, 5.0, log=True)
+    trial.suggest_float("target_kl", 1e-3, 0.1, log=True)
+    trial.suggest_float("kl_coef", 0.01, 10.0, log=True)
+    kl_adaptation = trial.suggest_categorical("kl_adaptation", list(KL_ADAPTATIONS))
+    if kl_adaptation == "dual":
+        # Step size of the dual ascent on beta; only meaningful for that controller
+        trial.suggest_float("kl_dual_lr", 1.0, 1000.0, log=True)
+    return convert_klppo_params(trial.params)
+
+
+HYPERPARAMS_SAMPLER = {"npg": sample_npg_params, "klppo": sample_klppo_params}
+HYPERPARAMS_CONVERTER = {"npg": convert_npg_params, "klppo": convert_klppo_params}

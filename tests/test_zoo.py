@@ -1,0 +1,260 @@
+"""The rl-baselines3-zoo plug-in: registry, Optuna samplers/converters, and every shipped hyperparameter entry."""
+
+import argparse
+import re
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+import yaml
+from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize, is_vecenv_wrapped
+
+from sb3_npg import KLPPO, NPG
+from sb3_npg.zoo.config import (
+    HYPERPARAMS_DIR,
+    algorithm_class,
+    build_model,
+    constructor_kwargs,
+    is_atari,
+    load_all_hyperparams,
+    load_hyperparams,
+    make_env_from_hyperparams,
+    wrapper_from_hyperparams,
+)
+
+ALGOS = ["npg", "klppo"]
+REQUIRED_ENTRIES = [
+    "CartPole-v1",
+    "Acrobot-v1",
+    "MountainCar-v0",
+    "MountainCarContinuous-v0",
+    "Pendulum-v1",
+    "LunarLander-v3",
+    "LunarLanderContinuous-v3",
+    "HalfCheetah-v5",
+    "Hopper-v5",
+    "Walker2d-v5",
+    "Swimmer-v5",
+    "Ant-v5",
+    "InvertedPendulum-v5",
+    "InvertedDoublePendulum-v5",
+    "Reacher-v5",
+    "atari",
+]
+# The game that stands for the ``atari`` entry
+ATARI_GAME = "PongNoFrameskip-v4"
+
+
+def require_env(env_id: str) -> None:
+    """Skip, with the reason, when the environment's package (MuJoCo, Box2D, ale-py and its ROMs) is missing."""
+    game = ATARI_GAME if env_id == "atari" else env_id
+    if env_id == "atari" and not is_atari(game):
+        pytest.skip(f"the atari entry needs ale-py and its ROMs ({game} is not registered): pip install ale-py")
+    try:
+        env = gym.make(game)
+    except (ImportError, OSError, RuntimeError, gym.error.Error) as error:
+        pytest.skip(f"{game} cannot be created ({type(error).__name__}: {error}); pip install 'sb3-npg[envs]'")
+    env.close()
+
+
+def shipped_entries() -> list[tuple[str, str]]:
+    return [(algo, env_id) for algo in ALGOS for env_id in load_all_hyperparams(algo)]
+
+
+ENTRIES = shipped_entries()
+
+
+def test_register():
+    pytest.importorskip("rl_zoo3")
+    import rl_zoo3
+    import rl_zoo3.hyperparams_opt
+
+    from sb3_npg.zoo.hyperparams_opt import convert_klppo_params, convert_npg_params, sample_klppo_params, sample_npg_params
+    from sb3_npg.zoo.registry import register
+
+    registered = register()
+    assert register() == registered  # idempotent
+    assert rl_zoo3.ALGOS["npg"] is NPG
+    assert rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER["npg"] is sample_npg_params
+    assert rl_zoo3.hyperparams_opt.HYPERPARAMS_CONVERTER["npg"] is convert_npg_params
+    assert rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER["klppo"] is sample_klppo_params
+    assert rl_zoo3.hyperparams_opt.HYPERPARAMS_CONVERTER["klppo"] is convert_klppo_params
+    assert rl_zoo3.ALGOS["ppo"].__name__ == "PPO"  # the zoo's own algorithms are still there
+    assert rl_zoo3.ALGOS["klppo"] is KLPPO
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_sampler_gives_valid_kwargs(algo):
+    optuna = pytest.importorskip("optuna")
+    from sb3_npg.zoo.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize")
+    for index in range(4):
+        trial = study.ask()
+        env_id = ["CartPole-v1", "Pendulum-v1"][index % 2]
+        kwargs = HYPERPARAMS_SAMPLER[algo](trial, 1, 2, {})
+        # The converter rebuilds the same arguments from what the study stores
+        assert HYPERPARAMS_CONVERTER[algo](trial.params) == kwargs
+        assert "worker" in trial.user_attrs
+        model = algorithm_class(algo)("MlpPolicy", env_id, device="cpu", **kwargs)
+        assert model.n_steps == kwargs["n_steps"]
+        assert model.gamma == pytest.approx(kwargs["gamma"])
+        assert model.batch_size <= model.n_steps
+        study.tell(trial, 0.0)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_converter_rejects_unknown_choice(algo):
+    pytest.importorskip("optuna")
+    from sb3_npg.zoo.hyperparams_opt import HYPERPARAMS_CONVERTER
+
+    params = dict(n_steps_pow=8, batch_size_pow=6, one_minus_gamma=0.01, one_minus_gae_lambda=0.05, net_arch="huge")
+    params.update(activation_fn="tanh", learning_rate=1e-3, target_kl=0.01)
+    with pytest.raises(ValueError, match="net_arch"):
+        HYPERPARAMS_CONVERTER[algo](params)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_required_entries_and_tuning_marks(algo):
+    text = (HYPERPARAMS_DIR / f"{algo}.yml").read_text()
+    entries = yaml.safe_load(text) or {}
+    missing = [env_id for env_id in REQUIRED_ENTRIES if env_id not in entries]
+    assert not missing, f"{algo}.yml has no entry for {missing}"
+    # Every entry says, in the comment block right above it, whether (and how) it was tuned
+    lines = text.splitlines()
+    for number, line in enumerate(lines):
+        if not re.match(r"^[^\s#][^:]*:(\s*&\S+)?\s*$", line):
+            continue  # not a top-level key
+        above = number - 1
+        while above >= 0 and lines[above].startswith("#"):
+            above -= 1
+        comments = " ".join(lines[above + 1 : number]).lower()
+        assert "tuned" in comments, f"{algo}.yml: the comment above {line!r} does not say whether it was tuned"
+
+
+@pytest.mark.parametrize("algo, env_id", ENTRIES, ids=[f"{a}-{e}" for a, e in ENTRIES])
+def test_entry_builds_model(algo, env_id, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes its warnings to MUJOCO_LOG.TXT in the working directory
+    require_env(env_id)
+    game = ATARI_GAME if env_id == "atari" else env_id
+    entry = load_hyperparams(algo, game)
+    assert entry == load_all_hyperparams(algo)[env_id]
+    model, n_timesteps = build_model(algo, game, seed=0, device="cpu")
+    try:
+        assert n_timesteps > 0
+        kwargs = constructor_kwargs(entry)
+        for key in ("n_steps", "batch_size", "gamma", "gae_lambda", "n_epochs", "n_critic_updates", "cg_max_steps"):
+            if key in kwargs:
+                assert getattr(model, key) == pytest.approx(kwargs[key]), key
+        assert model.n_envs == entry.get("n_envs", 1)
+        assert (model.get_vec_normalize_env() is not None) == bool(entry.get("normalize", False))
+        assert is_vecenv_wrapped(model.get_env(), VecFrameStack) == bool(entry.get("frame_stack"))
+    finally:
+        model.get_env().close()
+
+
+@pytest.mark.parametrize("algo, env_id", ENTRIES, ids=[f"{a}-{e}" for a, e in ENTRIES])
+def test_entry_builds_model_through_the_zoo(algo, env_id, tmp_path, monkeypatch):
+    # The zoo's ExperimentManager reads the entry, builds the env and the model, and saves config.yml
+    monkeypatch.chdir(tmp_path)
+    require_env(env_id)
+    pytest.importorskip("rl_zoo3")
+    from rl_zoo3.exp_manager import ExperimentManager
+
+    from sb3_npg.zoo.registry import default_conf_file, register
+
+    register()
+    game = ATARI_GAME if env_id == "atari" else env_id
+    manager = ExperimentManager(
+        argparse.Namespace(), algo, game, str(tmp_path), eval_freq=-1, device="cpu", config=default_conf_file(algo), verbose=0
+    )
+    model, saved = manager.setup_experiment()
+    try:
+        assert isinstance(model, algorithm_class(algo))
+        assert dict(saved) == load_all_hyperparams(algo)[env_id]
+        assert (Path(manager.params_path) / "config.yml").is_file()
+    finally:
+        model.get_env().close()
+
+
+def test_config_reads_the_zoo_keys():
+    entry = {
+        "n_envs": 2,
+        "gamma": 0.95,
+        "normalize": "dict(norm_obs=True, norm_reward=False)",
+        "frame_stack": 2,
+        "env_wrapper": [{"gymnasium.wrappers.TimeLimit": {"max_episode_steps": 10}}],
+        "env_kwargs": {"sutton_barto_reward": True},
+        "policy_kwargs": "dict(net_arch=[32], activation_fn=nn.ReLU)",
+        "learning_rate": "lin_1e-3",
+    }
+    env = make_env_from_hyperparams(entry, "CartPole-v1", seed=0)
+    assert isinstance(env, VecFrameStack) and env.num_envs == 2
+    normalize = env.venv
+    assert isinstance(normalize, VecNormalize) and not normalize.norm_reward and normalize.gamma == 0.95
+    assert env.observation_space.shape == (8,)
+    env.close()
+    kwargs = constructor_kwargs(entry)
+    assert kwargs["learning_rate"](0.5) == pytest.approx(5e-4)
+    assert kwargs["policy_kwargs"]["net_arch"] == [32]
+    assert set(kwargs) == {"gamma", "policy_kwargs", "learning_rate"}
+    assert wrapper_from_hyperparams({}) is None
+
+
+@pytest.mark.parametrize(
+    "entry, match",
+    [
+        ({"normalize": 3}, "normalize"),
+        ({"normalize": "dict(("}, "normalize"),
+        ({"env_wrapper": "NoSuchWrapper"}, "env_wrapper"),
+        ({"env_wrapper": "gymnasium.wrappers.NoSuchWrapper"}, "env_wrapper"),
+        ({"env_wrapper": [42]}, "env_wrapper"),
+    ],
+)
+def test_config_errors_name_the_key(entry, match):
+    with pytest.raises(ValueError, match=match):
+        make_env_from_hyperparams(entry, "CartPole-v1")
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="algo"):
+        load_hyperparams("sac", "CartPole-v1")
+    with pytest.raises(ValueError, match="no npg hyperparameters"):
+        load_hyperparams("npg", "FrozenLake-v1")
+    with pytest.raises(ValueError, match="learning_rate"):
+        constructor_kwargs({"learning_rate": "lin_fast"})
+    with pytest.raises(ValueError, match="algo"):
+        algorithm_class("ppo")
+
+
+def test_zoo_reloads_a_trial_with_the_converter(tmp_path):
+    # `sb3-npg train ... --storage URL --study-name S --trial-id N` re-trains trial N: the zoo converts its raw parameters
+    optuna = pytest.importorskip("optuna")
+    pytest.importorskip("rl_zoo3")
+    from rl_zoo3.exp_manager import ExperimentManager
+
+    from sb3_npg.zoo.hyperparams_opt import sample_npg_params
+    from sb3_npg.zoo.registry import default_conf_file, register
+
+    register()
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(storage=storage, study_name="npg", sampler=optuna.samplers.RandomSampler(seed=1))
+    sampled = []
+    for _ in range(2):  # the zoo cannot reload trial 0 (it tests ``if trial_id``), so use trial 1
+        trial = study.ask()
+        sampled.append(sample_npg_params(trial, 1, 2, {}))
+        study.tell(trial, 1.0)
+    manager = ExperimentManager(
+        argparse.Namespace(),
+        "npg",
+        "CartPole-v1",
+        str(tmp_path),
+        storage=storage,
+        study_name="npg",
+        trial_id=1,
+        config=default_conf_file("npg"),
+        verbose=0,
+    )
+    hyperparams, _ = manager.read_hyperparameters()
+    for key, value in sampled[1].items():
+        assert hyperparams[key] == value, key

@@ -1,0 +1,613 @@
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, NamedTuple, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.distributions import Distribution
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, RolloutBufferSamples, Schedule
+from stable_baselines3.common.utils import explained_variance
+from torch.nn import functional as F
+
+from sb3_npg.common.kl import KL_ADAPTATIONS, KL_ESTIMATORS, next_kl_coef, policy_kl, tracking_lr_multiplier
+from sb3_npg.common.utils import actor_parameters, as_schedule, check_float, check_float_or_schedule, check_int
+from sb3_npg.klppo.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
+
+SelfKLPPO = TypeVar("SelfKLPPO", bound="KLPPO")
+
+
+class _MinibatchLoss(NamedTuple):
+    """The terms of the loss on one minibatch (tensors; ``loss`` and ``kl_penalty`` carry gradients)."""
+
+    loss: th.Tensor
+    policy_gradient_loss: th.Tensor
+    kl: th.Tensor
+    kl_penalty: th.Tensor
+    value_loss: th.Tensor
+    entropy_loss: th.Tensor
+    approx_kl: th.Tensor
+    clip_fraction: th.Tensor
+
+
+@dataclass
+class _EpochsResult:
+    """What the epochs of minibatch updates did (host floats, one entry per optimizer step)."""
+
+    losses: list[float] = field(default_factory=list)
+    policy_gradient_losses: list[float] = field(default_factory=list)
+    minibatch_kls: list[float] = field(default_factory=list)
+    kl_penalties: list[float] = field(default_factory=list)
+    value_losses: list[float] = field(default_factory=list)
+    entropy_losses: list[float] = field(default_factory=list)
+    clip_fractions: list[float] = field(default_factory=list)
+    approx_kls: list[float] = field(default_factory=list)  # last epoch only, as SB3 PPO logs it
+    epochs: int = 0
+    steps: int = 0  # optimizer steps taken
+    planned_steps: int = 0  # optimizer steps that n_epochs full epochs take
+    early_stopped: bool = False
+    skipped: str | None = None  # reason the update was abandoned, None when it was kept
+
+
+class KLPPO(OnPolicyAlgorithm):
+    """
+    Proximal Policy Optimization with an adaptive KL penalty (PPO-Penalty).
+
+    Each rollout gives ``n_epochs`` epochs of minibatch Adam on
+    ``-L(theta') + beta * KL(pi_old || pi_new) + ent_coef * entropy_loss + vf_coef * value_loss``,
+    where ``L`` is the importance-weighted surrogate, unclipped by default (``clip_range=None``); a
+    ``clip_range`` adds PPO's clipping on top of the penalty. The KL is the closed form where SB3's
+    distribution has one (summed over action dimensions, averaged over states), else the estimator
+    ``(r - 1) - log r``. After the epochs, the KL ``d`` of the whole rollout is measured and the
+    controller chosen by ``kl_adaptation`` updates beta (``model.kl_coef``) once:
+
+    * ``"adaptive"``: the PPO paper's rule, ``d < target / 1.5`` halves beta, ``d > 1.5 target`` doubles it;
+    * ``"dual"``: ``beta <- max(0, beta + kl_dual_lr * (d - target))``, dual ascent on the Lagrange
+      multiplier of ``KL <= target``;
+    * ``"fixed"``: beta stays ``kl_coef``;
+    * ``"tracking"`` (default): the paper's rule on beta, plus a step-size controller, because once
+      beta is small the optimiser's step, not beta, limits how far the policy moves, and how far a
+      given step moves the policy varies a hundredfold from one rollout to the next (with the
+      consistency of the gradient across minibatches). The actor's parameters (those that feed the
+      action distribution) learn at ``learning_rate * model.lr_multiplier``, the critic's at
+      ``learning_rate``. The KL of an update should follow a ramp, ``progress * target`` after a
+      fraction ``progress`` of the update's optimizer steps. After every epoch but the last, and again
+      after the update, the KL ``k`` of the whole rollout is measured and
+      ``lr_multiplier *= clip((progress * target / k) ** kl_lr_gain, 1/2, 2)``, kept within
+      ``[kl_lr_min, kl_lr_max]`` (while the step limits the update, the KL grows like the square of the
+      step, so a gain of 0.5 is the one-step correction). The correction within the update raises a
+      step that moves the policy too little before the epochs run out; the one after an early stop
+      (small ``progress``) lowers the step for the next update. The early stop caps an overshoot; its
+      default, ``1.25 * target``, lies inside the paper rule's dead band, so that an update stopped at
+      the cap does not double beta.
+
+    In every mode the epochs stop early once the KL of the current minibatch, measured before its
+    step, exceeds ``kl_early_stop * target_kl`` (unless ``kl_early_stop=None``). Beta changes only
+    between updates; beta and the multiplier are plain attributes, saved and loaded with the model.
+    An update whose loss, gradient or measured KL is not finite is abandoned: the parameters, beta and
+    the multiplier are kept (the optimizer's moments are not rolled back), ``train/update_skipped``
+    is 1 and training goes on.
+
+    Logged under ``train/``: ``kl`` (measured after the update), ``kl_coef`` and ``lr_multiplier``
+    (after the adaptation, the values the next update uses), ``learning_rate`` (the actor's, used by
+    this update), ``target_kl``, ``policy_gradient_loss``, ``kl_penalty``, ``minibatch_kl``,
+    ``value_loss``, ``entropy_loss``, ``approx_kl``, ``loss``, ``clip_fraction`` and ``clip_range``
+    (when clipping), ``clip_range_vf``, ``explained_variance``, ``std``, ``n_epochs``, ``early_stop``,
+    ``update_skipped``, ``n_updates``.
+
+    Paper: https://arxiv.org/abs/1707.06347 (section 4, "Adaptive KL Penalty Coefficient")
+
+    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy)
+    :param env: The environment to learn from (if registered in Gym, can be str)
+    :param learning_rate: The learning rate, it can be a function of the current progress remaining
+        (from 1 to 0). With ``kl_adaptation="tracking"`` the actor's parameters use it times ``lr_multiplier``
+    :param n_steps: The number of steps to run for each environment per update
+        (the rollout buffer holds ``n_steps * n_envs`` transitions, which must be at least 2
+        when advantages are normalized)
+    :param batch_size: Minibatch size
+    :param n_epochs: Number of epochs over the rollout buffer per update
+    :param gamma: Discount factor
+    :param gae_lambda: Factor for trade-off of bias vs variance for Generalized Advantage Estimator
+    :param clip_range: Clipping parameter of the probability ratio, added on top of the penalty; it can be
+        a function of the current progress remaining (from 1 to 0). ``None`` (default): no clipping
+    :param clip_range_vf: Clipping parameter for the value function, it can be a function of the current
+        progress remaining (from 1 to 0). ``None`` (default): no clipping. It depends on the reward scaling
+    :param normalize_advantage: Whether to normalize the advantages of each minibatch
+    :param ent_coef: Entropy coefficient for the loss calculation
+    :param vf_coef: Value function coefficient for the loss calculation
+    :param max_grad_norm: The maximum value for the gradient clipping
+    :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
+        instead of action noise exploration (default: False)
+    :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE
+        Default: -1 (only sample at the beginning of the rollout)
+    :param rollout_buffer_class: Rollout buffer class to use. If ``None``, it will be automatically selected.
+    :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
+    :param target_kl: The penalty's target ``d_targ``: the KL ``KL(pi_old || pi_new)``, summed over action
+        dimensions and averaged over states, that one update aims at. It can be a function of the current
+        progress remaining (from 1 to 0)
+    :param kl_coef: Initial KL-penalty coefficient beta (``model.kl_coef`` holds the current one)
+    :param kl_adaptation: How beta (and the step size) adapt between updates: ``"tracking"``, ``"adaptive"``,
+        ``"dual"`` or ``"fixed"`` (see above)
+    :param kl_coef_min: Lower bound of beta under the ``"tracking"``, ``"adaptive"`` and ``"dual"`` rules
+    :param kl_coef_max: Upper bound of beta under the ``"tracking"``, ``"adaptive"`` and ``"dual"`` rules
+    :param kl_dual_lr: Step size of the ``"dual"`` rule
+    :param kl_early_stop: Stop the epochs once the KL of a minibatch exceeds this multiple of ``target_kl``;
+        ``None``: never stop early
+    :param kl_estimator: ``"auto"`` (closed form where SB3's distribution has one, else the sample estimator),
+        ``"exact"`` or ``"sample"`` (``(r - 1) - log r``)
+    :param kl_lr_gain: Exponent of ``progress * target / kl`` in the ``"tracking"`` step-size rule
+        (0.5: the one-step correction; 0: no step-size control)
+    :param kl_lr_min: Lower bound of the ``"tracking"`` learning-rate multiplier (a multiple of ``learning_rate``)
+    :param kl_lr_max: Upper bound of the ``"tracking"`` learning-rate multiplier (a multiple of ``learning_rate``)
+    :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
+        the reported success rate, mean episode length, and mean reward over
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param policy_kwargs: additional arguments to be passed to the policy on creation
+    :param verbose: Verbosity level: 0 for no output, 1 for info messages (such as device or wrappers used), 2 for
+        debug messages
+    :param seed: Seed for the pseudo random generators
+    :param device: Device (cpu, cuda, ...) on which the code should be run.
+        Setting it to auto, the code will be run on the GPU if possible.
+    :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+
+    def __init__(
+        self,
+        policy: str | type[ActorCriticPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
+        n_steps: int = 2048,
+        batch_size: int = 64,
+        n_epochs: int = 10,
+        gamma: float = 0.99,
+        gae_lambda: float = 0.95,
+        clip_range: float | Schedule | None = None,
+        clip_range_vf: float | Schedule | None = None,
+        normalize_advantage: bool = True,
+        ent_coef: float = 0.0,
+        vf_coef: float = 0.5,
+        max_grad_norm: float = 0.5,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        rollout_buffer_class: type[RolloutBuffer] | None = None,
+        rollout_buffer_kwargs: dict[str, Any] | None = None,
+        target_kl: float | Schedule = 0.01,
+        kl_coef: float = 1.0,
+        kl_adaptation: str = "tracking",
+        kl_coef_min: float = 1e-3,
+        kl_coef_max: float = 1e3,
+        kl_dual_lr: float = 100.0,
+        kl_early_stop: float | None = 1.25,
+        kl_estimator: str = "auto",
+        kl_lr_gain: float = 0.5,
+        kl_lr_min: float = 0.01,
+        kl_lr_max: float = 10.0,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ):
+        check_float_or_schedule("learning_rate", learning_rate, low=0.0, low_inclusive=False)
+        check_int("n_steps", n_steps, 1)
+        check_int("batch_size", batch_size, 2 if normalize_advantage else 1)
+        check_int("n_epochs", n_epochs, 1)
+        check_float("gamma", gamma, 0.0, 1.0)
+        check_float("gae_lambda", gae_lambda, 0.0, 1.0)
+        if clip_range is not None:
+            check_float_or_schedule("clip_range", clip_range, low=0.0, low_inclusive=False)
+        if clip_range_vf is not None:
+            check_float_or_schedule("clip_range_vf", clip_range_vf, low=0.0, low_inclusive=False)
+        check_float("ent_coef", ent_coef)
+        check_float("vf_coef", vf_coef, low=0.0)
+        check_float("max_grad_norm", max_grad_norm, low=0.0, low_inclusive=False)
+        check_int("sde_sample_freq", sde_sample_freq, -1)
+        check_float_or_schedule("target_kl", target_kl, low=0.0, low_inclusive=False)
+        if kl_adaptation not in KL_ADAPTATIONS:
+            raise ValueError(f"kl_adaptation must be one of {KL_ADAPTATIONS}, got {kl_adaptation!r}")
+        check_float("kl_coef_min", kl_coef_min, low=0.0)
+        check_float("kl_coef_max", kl_coef_max, low=kl_coef_min)
+        check_float("kl_coef", kl_coef, low=0.0, high=float("inf"), high_inclusive=False)
+        if kl_adaptation != "fixed":
+            check_float("kl_coef", kl_coef, low=kl_coef_min, high=kl_coef_max)
+        check_float("kl_dual_lr", kl_dual_lr, low=0.0)
+        if kl_early_stop is not None:
+            check_float("kl_early_stop", kl_early_stop, low=0.0, low_inclusive=False)
+        if kl_estimator not in KL_ESTIMATORS:
+            raise ValueError(f"kl_estimator must be one of {KL_ESTIMATORS}, got {kl_estimator!r}")
+        check_float("kl_lr_gain", kl_lr_gain, low=0.0, high=1.0)
+        check_float("kl_lr_min", kl_lr_min, low=0.0, high=1.0, low_inclusive=False)
+        check_float("kl_lr_max", kl_lr_max, low=1.0, high=float("inf"), high_inclusive=False)
+        check_int("stats_window_size", stats_window_size, 1)
+
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm,
+            use_sde=use_sde,
+            sde_sample_freq=sde_sample_freq,
+            rollout_buffer_class=rollout_buffer_class,
+            rollout_buffer_kwargs=rollout_buffer_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            _init_setup_model=False,
+            supported_action_spaces=(spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
+        )
+
+        if self.env is not None:
+            buffer_size = self.env.num_envs * n_steps
+            if normalize_advantage and buffer_size < 2:
+                raise ValueError(
+                    "n_steps * n_envs must be >= 2 when normalize_advantage=True, "
+                    f"got n_steps={n_steps} and n_envs={self.env.num_envs}"
+                )
+            if buffer_size % batch_size > 0:
+                warnings.warn(
+                    f"batch_size={batch_size} does not divide the rollout buffer's size n_steps * n_envs = {buffer_size}: "
+                    f"each epoch ends with a truncated minibatch of {buffer_size % batch_size} samples. "
+                    "A batch_size that divides n_steps * n_envs is recommended."
+                )
+        self.batch_size = batch_size
+        self.n_epochs = n_epochs
+        self.clip_range = clip_range
+        self.clip_range_vf = clip_range_vf
+        self.normalize_advantage = normalize_advantage
+        self.target_kl = target_kl
+        self.kl_adaptation = kl_adaptation
+        self.kl_coef_min = kl_coef_min
+        self.kl_coef_max = kl_coef_max
+        self.kl_dual_lr = kl_dual_lr
+        self.kl_early_stop = kl_early_stop
+        self.kl_estimator = kl_estimator
+        self.kl_lr_gain = kl_lr_gain
+        self.kl_lr_min = kl_lr_min
+        self.kl_lr_max = kl_lr_max
+        # Controller state: plain floats, so that ``save`` pickles them and ``load`` restores them
+        self.kl_coef = float(kl_coef)
+        self.lr_multiplier = 1.0
+        self._skip_warned = False
+
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self.target_kl_schedule = as_schedule(self.target_kl)
+        self.clip_range_schedule = None if self.clip_range is None else as_schedule(self.clip_range)
+        self.clip_range_vf_schedule = None if self.clip_range_vf is None else as_schedule(self.clip_range_vf)
+        # Two parameter groups, so that the step-size controller scales the actor's learning rate only:
+        # group 0 holds every parameter that feeds the action distribution (a shared features
+        # extractor included), group 1 the critic's own parameters.
+        actor_ids = {id(p) for p in actor_parameters(self.policy)}
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+        groups = [[p for p in params if id(p) in actor_ids], [p for p in params if id(p) not in actor_ids]]
+        lr = self.lr_schedule(1)
+        self.policy.optimizer = self.policy.optimizer_class(
+            [{"params": group, "lr": lr} for group in groups if group], **self.policy.optimizer_kwargs
+        )
+        # pi_old: a frozen policy of the same architecture, given the current weights at the start of every
+        # update (built under a forked RNG, so that the model's random stream is the one SB3 PPO would have)
+        with th.random.fork_rng(devices=[]):
+            old_policy = self.policy_class(
+                self.observation_space, self.action_space, self.lr_schedule, use_sde=self.use_sde, **self.policy_kwargs
+            )
+        assert isinstance(old_policy, ActorCriticPolicy)
+        self._old_policy = old_policy.to(self.device)
+        self._old_policy.set_training_mode(False)
+        self._old_policy.requires_grad_(False)
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_old_policy"]
+
+    def train(self) -> None:
+        """
+        Update policy using the currently gathered rollout buffer.
+
+        Four phases: epochs of minibatch Adam on the penalised loss, the KL of the whole rollout,
+        the controller's update of beta and the step size (or the restore of a skipped update), logging.
+        """
+        self.policy.set_training_mode(True)
+        progress = self._current_progress_remaining
+        target_kl = self.target_kl_schedule(progress)
+        clip_range = None if self.clip_range_schedule is None else self.clip_range_schedule(progress)
+        clip_range_vf = None if self.clip_range_vf_schedule is None else self.clip_range_vf_schedule(progress)
+        lr_multiplier = self.lr_multiplier
+        learning_rate = self._set_learning_rates()
+        self._snapshot_policy()
+
+        # Epochs of minibatch updates
+        result = self._run_epochs(target_kl, clip_range, clip_range_vf)
+
+        # KL of the whole rollout, after the update
+        kl = float("nan")
+        if result.skipped is None:
+            kl = self._rollout_kl()
+            if not np.isfinite(kl):
+                result.skipped = "non-finite KL after the update"
+
+        # Controller update, or the restore of an abandoned update
+        if result.skipped is None:
+            self._adapt(kl, target_kl, max(result.steps, 1) / result.planned_steps)
+        else:
+            self.policy.load_state_dict(self._old_policy.state_dict())
+            self.lr_multiplier = lr_multiplier
+            self._set_learning_rates()
+
+        # Logging
+        self._n_updates += result.epochs
+        self._log_update(result, kl, target_kl, learning_rate, clip_range, clip_range_vf)
+
+    def _set_learning_rates(self) -> float:
+        """Set the optimizer's learning rates from the schedule and the multiplier; return the actor's."""
+        learning_rate = self.lr_schedule(self._current_progress_remaining)
+        actor_group, *critic_groups = self.policy.optimizer.param_groups
+        actor_group["lr"] = learning_rate * self.lr_multiplier
+        for group in critic_groups:
+            group["lr"] = learning_rate
+        return learning_rate * self.lr_multiplier
+
+    def _snapshot_policy(self) -> None:
+        """Make ``pi_old`` a copy of the current policy (dtype and device included)."""
+        state = {key: value.detach().clone() for key, value in self.policy.state_dict().items()}
+        self._old_policy.load_state_dict(state, assign=True)
+
+    def _run_epochs(self, target_kl: float, clip_range: float | None, clip_range_vf: float | None) -> _EpochsResult:
+        """
+        ``n_epochs`` passes of minibatch Adam, stopped early on a large KL, abandoned on a non-finite value.
+
+        With the ``"tracking"`` controller, the KL of the whole rollout is measured after each epoch but the
+        last and the actor's learning rate is rescaled so that the KL follows its ramp to the target.
+        """
+        result = _EpochsResult()
+        minibatches_per_epoch = -(-self.rollout_buffer.buffer_size * self.rollout_buffer.n_envs // self.batch_size)
+        result.planned_steps = self.n_epochs * minibatches_per_epoch
+        for epoch in range(self.n_epochs):
+            result.epochs = epoch + 1
+            self._run_epoch(result, target_kl, clip_range, clip_range_vf)
+            if result.skipped is not None or result.early_stopped or epoch == self.n_epochs - 1:
+                break
+            if self.kl_adaptation == "tracking":
+                kl = self._rollout_kl()
+                if not np.isfinite(kl):
+                    result.skipped = "non-finite KL between epochs"
+                    break
+                self._track_step_size(kl, target_kl, result.steps / result.planned_steps)
+        return result
+
+    def _run_epoch(
+        self, result: _EpochsResult, target_kl: float, clip_range: float | None, clip_range_vf: float | None
+    ) -> None:
+        """One pass over the rollout buffer in minibatches; records into ``result`` and flags a stop or a skip there."""
+        result.approx_kls = []
+        for batch in self.rollout_buffer.get(self.batch_size):
+            terms = self.minibatch_loss(batch, clip_range, clip_range_vf)
+            # One host synchronisation for every number of this minibatch
+            values = th.stack([term.detach().to(th.float64) for term in terms]).tolist()
+            loss, pg_loss, kl, kl_penalty, value_loss, entropy_loss, approx_kl, clip_fraction = values
+            if not np.isfinite(values).all():
+                result.skipped = "non-finite loss or KL"
+                return
+            if self.kl_early_stop is not None and kl > self.kl_early_stop * target_kl:
+                result.early_stopped = True
+                if self.verbose >= 1:
+                    print(
+                        f"Early stopping at epoch {result.epochs - 1}: minibatch KL {kl:.4f} > {self.kl_early_stop} * target"
+                    )
+                return
+
+            self.policy.optimizer.zero_grad()
+            terms.loss.backward()
+            grad_norm = th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            if not th.isfinite(grad_norm):
+                result.skipped = "non-finite gradient"
+                return
+            self.policy.optimizer.step()
+
+            result.steps += 1
+            result.losses.append(loss)
+            result.policy_gradient_losses.append(pg_loss)
+            result.minibatch_kls.append(kl)
+            result.kl_penalties.append(kl_penalty)
+            result.value_losses.append(value_loss)
+            result.entropy_losses.append(entropy_loss)
+            result.approx_kls.append(approx_kl)
+            if clip_range is not None:
+                result.clip_fractions.append(clip_fraction)
+
+    def minibatch_loss(
+        self, batch: RolloutBufferSamples, clip_range: float | None, clip_range_vf: float | None
+    ) -> _MinibatchLoss:
+        """
+        The loss of one minibatch and its terms, at the current parameters and the current beta.
+
+        ``loss = policy_gradient_loss + kl_penalty + ent_coef * entropy_loss + vf_coef * value_loss``,
+        where ``kl_penalty = kl_coef * kl`` and ``kl`` is the mean over the minibatch's states of
+        ``KL(pi_old || pi_new)``. With ``kl_coef=0`` and a ``clip_range`` it is SB3 PPO's loss.
+
+        :param batch: a minibatch of the rollout buffer
+        :param clip_range: the ratio's clipping parameter, ``None`` for no clipping
+        :param clip_range_vf: the value function's clipping parameter, ``None`` for no clipping
+        :return: the loss and its terms; ``clip_fraction`` is 0 without clipping
+        """
+        actions = self._actions(batch)
+        values, distribution = self._evaluate(batch.observations)
+        log_prob = distribution.log_prob(actions)
+        entropy = distribution.entropy()
+        with th.no_grad():
+            old_distribution = self._old_policy.get_distribution(batch.observations)
+
+        advantages = batch.advantages
+        if self.normalize_advantage and len(advantages) > 1:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+        # Surrogate, clipped when asked
+        log_ratio = log_prob - batch.old_log_prob
+        ratio = th.exp(log_ratio)
+        if clip_range is None:
+            policy_gradient_loss = -(advantages * ratio).mean()
+            clip_fraction = th.zeros((), device=ratio.device)
+        else:
+            clipped_ratio = th.clamp(ratio, 1 - clip_range, 1 + clip_range)
+            policy_gradient_loss = -th.min(advantages * ratio, advantages * clipped_ratio).mean()
+            clip_fraction = ((ratio - 1).abs() > clip_range).float().mean()
+
+        # KL penalty
+        kl = policy_kl(old_distribution, distribution, actions, batch.old_log_prob, self.kl_estimator).mean()
+        kl_penalty = self.kl_coef * kl
+
+        # Value function, clipped around the old values when asked
+        if clip_range_vf is not None:
+            values = batch.old_values + th.clamp(values - batch.old_values, -clip_range_vf, clip_range_vf)
+        value_loss = F.mse_loss(batch.returns, values)
+
+        # Entropy bonus (from the log-probabilities where the distribution has no closed form)
+        entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
+
+        loss = policy_gradient_loss + kl_penalty + self.ent_coef * entropy_loss + self.vf_coef * value_loss
+        with th.no_grad():
+            approx_kl = (th.expm1(log_ratio) - log_ratio).mean()
+        return _MinibatchLoss(loss, policy_gradient_loss, kl, kl_penalty, value_loss, entropy_loss, approx_kl, clip_fraction)
+
+    def _evaluate(self, observations: PyTorchObs) -> tuple[th.Tensor, Distribution]:
+        """Values and action distribution in one forward pass (what ``evaluate_actions`` computes, distribution kept)."""
+        policy = self.policy
+        features = policy.extract_features(observations)
+        if policy.share_features_extractor:
+            assert isinstance(features, th.Tensor)
+            latent_pi, latent_vf = policy.mlp_extractor(features)
+        else:
+            pi_features, vf_features = features
+            latent_pi = policy.mlp_extractor.forward_actor(pi_features)
+            latent_vf = policy.mlp_extractor.forward_critic(vf_features)
+        distribution = policy._get_action_dist_from_latent(latent_pi)
+        return policy.value_net(latent_vf).flatten(), distribution
+
+    def _actions(self, batch: RolloutBufferSamples) -> th.Tensor:
+        if isinstance(self.action_space, spaces.Discrete):
+            return batch.actions.long().flatten()
+        return batch.actions
+
+    def _rollout_kl(self) -> float:
+        """``KL(pi_old || pi_new)`` averaged over every state of the rollout, in minibatch-sized chunks."""
+        total = th.zeros((), dtype=th.float64, device=self.device)
+        count = 0
+        with th.no_grad():
+            for batch in self.rollout_buffer.get(self.batch_size):
+                new_distribution = self.policy.get_distribution(batch.observations)
+                old_distribution = self._old_policy.get_distribution(batch.observations)
+                actions = self._actions(batch)
+                kl = policy_kl(old_distribution, new_distribution, actions, batch.old_log_prob, self.kl_estimator)
+                total += kl.to(th.float64).sum()
+                count += kl.shape[0]
+        return total.item() / count
+
+    def _adapt(self, kl: float, target_kl: float, progress: float) -> None:
+        """
+        Update beta (and, when tracking, the learning-rate multiplier) from the KL of the whole update.
+
+        :param kl: the KL of the whole rollout after the update
+        :param target_kl: the target
+        :param progress: fraction of the planned optimizer steps the update took (less than 1 after an early stop)
+        """
+        self.kl_coef = next_kl_coef(
+            self.kl_adaptation, self.kl_coef, kl, target_kl, self.kl_dual_lr, self.kl_coef_min, self.kl_coef_max
+        )
+        if self.kl_adaptation == "tracking":
+            self._track_step_size(kl, target_kl, progress)
+
+    def _track_step_size(self, kl: float, target_kl: float, progress: float) -> None:
+        """Rescale the actor's learning rate so that the KL follows the ramp ``progress * target_kl``."""
+        self.lr_multiplier = tracking_lr_multiplier(
+            self.lr_multiplier,
+            kl,
+            target_kl,
+            progress=progress,
+            gain=self.kl_lr_gain,
+            multiplier_min=self.kl_lr_min,
+            multiplier_max=self.kl_lr_max,
+        )
+        self._set_learning_rates()
+
+    def _log_update(
+        self,
+        result: _EpochsResult,
+        kl: float,
+        target_kl: float,
+        learning_rate: float,
+        clip_range: float | None,
+        clip_range_vf: float | None,
+    ) -> None:
+        if result.skipped is not None and not self._skip_warned:
+            warnings.warn(f"KLPPO skipped an update ({result.skipped}); parameters were kept. Further skips are only logged.")
+            self._skip_warned = True
+        if result.skipped is not None and self.verbose >= 1:
+            print(f"KLPPO update skipped: {result.skipped}")
+
+        def mean(values: list[float]) -> float:
+            return float(np.mean(values)) if values else float("nan")
+
+        explained_var = explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten())
+        record = self.logger.record
+        record("train/update_skipped", float(result.skipped is not None))
+        record("train/kl", kl)
+        record("train/target_kl", target_kl)
+        record("train/kl_coef", self.kl_coef)
+        record("train/lr_multiplier", self.lr_multiplier)
+        record("train/learning_rate", learning_rate)
+        record("train/policy_gradient_loss", mean(result.policy_gradient_losses))
+        record("train/kl_penalty", mean(result.kl_penalties))
+        record("train/minibatch_kl", mean(result.minibatch_kls))
+        record("train/approx_kl", mean(result.approx_kls))
+        record("train/value_loss", mean(result.value_losses))
+        record("train/entropy_loss", mean(result.entropy_losses))
+        record("train/loss", result.losses[-1] if result.losses else float("nan"))
+        record("train/explained_variance", explained_var)
+        record("train/n_epochs", result.epochs)
+        record("train/early_stop", float(result.early_stopped))
+        if clip_range is not None:
+            record("train/clip_fraction", mean(result.clip_fractions))
+            record("train/clip_range", clip_range)
+        if clip_range_vf is not None:
+            record("train/clip_range_vf", clip_range_vf)
+        if hasattr(self.policy, "log_std"):
+            record("train/std", th.exp(self.policy.log_std).mean().item())
+        record("train/n_updates", self._n_updates, exclude="tensorboard")
+
+    def learn(
+        self: SelfKLPPO,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 1,
+        tb_log_name: str = "KLPPO",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfKLPPO:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )

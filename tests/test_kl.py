@@ -1,0 +1,303 @@
+"""KL estimators (exact, sample, their agreement and gradients) and the rules that adapt beta and the step size."""
+
+import math
+
+import pytest
+import torch as th
+from stable_baselines3.common.distributions import (
+    BernoulliDistribution,
+    CategoricalDistribution,
+    DiagGaussianDistribution,
+    Distribution,
+    MultiCategoricalDistribution,
+    SquashedDiagGaussianDistribution,
+    StateDependentNoiseDistribution,
+)
+
+from sb3_npg.common.kl import (
+    KL_ADAPTATIONS,
+    adaptive_kl_coef,
+    clip_kl_coef,
+    dual_kl_coef,
+    exact_kl,
+    has_exact_kl,
+    next_kl_coef,
+    policy_kl,
+    sample_kl,
+    tracking_lr_multiplier,
+)
+
+# --------------------------------------------------------------------------------------------------
+# Beta rules
+# --------------------------------------------------------------------------------------------------
+
+TARGET = 0.01
+
+
+class TestAdaptiveRule:
+    def test_inside_the_dead_band_keeps_beta(self):
+        for kl in (TARGET / 1.5, TARGET, TARGET * 1.5):  # both edges included
+            assert adaptive_kl_coef(3.0, kl, TARGET) == 3.0
+
+    def test_just_below_the_band_halves(self):
+        kl = math.nextafter(TARGET / 1.5, 0.0)
+        assert adaptive_kl_coef(3.0, kl, TARGET) == 1.5
+
+    def test_just_above_the_band_doubles(self):
+        kl = math.nextafter(TARGET * 1.5, 1.0)
+        assert adaptive_kl_coef(3.0, kl, TARGET) == 6.0
+
+    def test_extremes(self):
+        assert adaptive_kl_coef(1.0, 0.0, TARGET) == 0.5
+        assert adaptive_kl_coef(1.0, math.inf, TARGET) == 2.0
+        assert adaptive_kl_coef(0.0, 1.0, TARGET) == 0.0  # zero stays zero under a multiplicative rule
+
+    def test_custom_tolerance_and_factor(self):
+        assert adaptive_kl_coef(1.0, 0.019, TARGET, tolerance=2.0, factor=3.0) == 1.0
+        assert adaptive_kl_coef(1.0, 0.021, TARGET, tolerance=2.0, factor=3.0) == 3.0
+        assert adaptive_kl_coef(1.0, 0.0049, TARGET, tolerance=2.0, factor=3.0) == pytest.approx(1.0 / 3.0, rel=1e-15)
+
+
+class TestDualRule:
+    def test_at_the_target_beta_is_unchanged(self):
+        assert dual_kl_coef(2.0, TARGET, TARGET, learning_rate=100.0) == 2.0
+
+    def test_gradient_ascent_step_in_float64(self):
+        assert dual_kl_coef(2.0, 0.03, TARGET, learning_rate=100.0) == pytest.approx(2.0 + 100.0 * 0.02, rel=1e-15)
+        assert dual_kl_coef(2.0, 0.005, TARGET, learning_rate=100.0) == pytest.approx(2.0 - 100.0 * 0.005, rel=1e-15)
+
+    def test_projection_on_zero(self):
+        assert dual_kl_coef(0.1, 0.0, TARGET, learning_rate=100.0) == 0.0  # 0.1 - 1.0 < 0
+        assert dual_kl_coef(1.0, 0.0, TARGET, learning_rate=100.0) == 0.0  # exactly 0, stays 0
+        assert dual_kl_coef(0.0, 0.0, TARGET, learning_rate=100.0) == 0.0
+
+    def test_zero_learning_rate_keeps_beta(self):
+        assert dual_kl_coef(1.5, 10.0, TARGET, learning_rate=0.0) == 1.5
+
+
+class TestNextKlCoef:
+    def test_fixed_never_changes_even_outside_the_bounds(self):
+        assert next_kl_coef("fixed", 5.0, 1.0, TARGET, 100.0, kl_coef_min=0.0, kl_coef_max=1.0) == 5.0
+
+    @pytest.mark.parametrize("adaptation", ["adaptive", "tracking"])
+    def test_paper_rule_modes(self, adaptation):
+        assert next_kl_coef(adaptation, 1.0, 1.0, TARGET, 100.0) == 2.0
+        assert next_kl_coef(adaptation, 1.0, 0.0, TARGET, 100.0) == 0.5
+        assert next_kl_coef(adaptation, 1.0, TARGET, TARGET, 100.0) == 1.0
+
+    def test_dual(self):
+        assert next_kl_coef("dual", 1.0, 0.02, TARGET, 100.0) == pytest.approx(2.0, rel=1e-15)
+
+    @pytest.mark.parametrize("adaptation", ["adaptive", "tracking", "dual"])
+    def test_bounds(self, adaptation):
+        # At the upper bound a large KL cannot raise beta, at the lower bound a zero KL cannot lower it
+        assert next_kl_coef(adaptation, 4.0, 1.0, TARGET, 100.0, kl_coef_min=0.5, kl_coef_max=4.0) == 4.0
+        assert next_kl_coef(adaptation, 0.5, 0.0, TARGET, 100.0, kl_coef_min=0.5, kl_coef_max=4.0) == 0.5
+        assert next_kl_coef(adaptation, 3.0, 1.0, TARGET, 100.0, kl_coef_min=0.5, kl_coef_max=4.0) == 4.0
+
+    def test_unknown_rule(self):
+        with pytest.raises(ValueError, match="adaptation must be one of"):
+            next_kl_coef("paper", 1.0, 0.0, TARGET, 1.0)
+
+    def test_modes_are_listed(self):
+        assert set(KL_ADAPTATIONS) == {"tracking", "adaptive", "dual", "fixed"}
+
+    def test_clip(self):
+        assert clip_kl_coef(-1.0, 0.0, 2.0) == 0.0
+        assert clip_kl_coef(3.0, 0.0, 2.0) == 2.0
+        assert clip_kl_coef(1.0, 0.0, 2.0) == 1.0
+
+
+class TestTrackingStepSizeRule:
+    def test_on_the_ramp_keeps_the_multiplier(self):
+        assert tracking_lr_multiplier(3.0, TARGET, TARGET) == 3.0
+        assert tracking_lr_multiplier(3.0, 0.25 * TARGET, TARGET, progress=0.25) == pytest.approx(3.0, rel=1e-15)
+
+    def test_square_root_correction_in_float64(self):
+        # KL 2.25 times below the ramp: the step grows by sqrt(2.25) = 1.5
+        assert tracking_lr_multiplier(1.0, TARGET / 2.25, TARGET) == pytest.approx(1.5, rel=1e-15)
+        assert tracking_lr_multiplier(1.0, TARGET * 2.25, TARGET) == pytest.approx(1.0 / 1.5, rel=1e-15)
+        assert tracking_lr_multiplier(1.0, TARGET / 4.0, TARGET, gain=0.25) == pytest.approx(math.sqrt(2.0), rel=1e-15)
+
+    def test_change_is_limited_per_call(self):
+        assert tracking_lr_multiplier(1.0, TARGET / 1000.0, TARGET) == 2.0
+        assert tracking_lr_multiplier(1.0, TARGET * 1000.0, TARGET) == 0.5
+        assert tracking_lr_multiplier(1.0, TARGET / 1000.0, TARGET, max_change=3.0) == 3.0
+        # Exactly at the limit
+        assert tracking_lr_multiplier(1.0, TARGET / 4.0, TARGET) == pytest.approx(2.0, rel=1e-15)
+
+    def test_early_stop_lowers_the_step(self):
+        # Stopped after 20% of the steps with the KL at 1.25 target: 6.25 times above the ramp
+        assert tracking_lr_multiplier(1.0, 1.25 * TARGET, TARGET, progress=0.2) == 0.5
+
+    def test_zero_or_negative_kl_counts_as_far_below(self):
+        assert tracking_lr_multiplier(1.0, 0.0, TARGET) == 2.0
+        assert tracking_lr_multiplier(1.0, -1e-12, TARGET) == 2.0
+
+    def test_bounds(self):
+        assert tracking_lr_multiplier(8.0, 0.0, TARGET, multiplier_max=10.0) == 10.0
+        assert tracking_lr_multiplier(0.15, 1.0, TARGET, multiplier_min=0.1) == 0.1
+        assert tracking_lr_multiplier(10.0, 0.0, TARGET, multiplier_max=10.0) == 10.0
+
+    def test_zero_gain_never_changes(self):
+        assert tracking_lr_multiplier(2.0, 1e-9, TARGET, gain=0.0) == 2.0
+
+    @pytest.mark.parametrize("progress", [0.0, -0.5, 1.5, math.nan])
+    def test_invalid_progress(self, progress):
+        with pytest.raises(ValueError, match="progress"):
+            tracking_lr_multiplier(1.0, TARGET, TARGET, progress=progress)
+
+
+# --------------------------------------------------------------------------------------------------
+# KL estimators
+# --------------------------------------------------------------------------------------------------
+
+
+def _gaussian(mean: th.Tensor, log_std: th.Tensor) -> Distribution:
+    return DiagGaussianDistribution(mean.shape[1]).proba_distribution(mean, log_std)
+
+
+def _squashed(mean: th.Tensor, log_std: th.Tensor) -> Distribution:
+    return SquashedDiagGaussianDistribution(mean.shape[1]).proba_distribution(mean, log_std)
+
+
+def _categorical(logits: th.Tensor) -> Distribution:
+    return CategoricalDistribution(logits.shape[1]).proba_distribution(logits)
+
+
+def _multi_categorical(logits: th.Tensor) -> Distribution:
+    return MultiCategoricalDistribution([3, 2]).proba_distribution(logits)
+
+
+def _bernoulli(logits: th.Tensor) -> Distribution:
+    return BernoulliDistribution(logits.shape[1]).proba_distribution(logits)
+
+
+def _pairs(n: int, generator: th.Generator, repeat: int = 1) -> dict[str, tuple[Distribution, Distribution]]:
+    """Old and new distributions of every kind, on ``n`` states (each repeated ``repeat`` times), in float64."""
+
+    def randn(*shape: int, scale: float = 1.0) -> th.Tensor:
+        return scale * th.randn(*shape, generator=generator, dtype=th.float64)
+
+    def rows(x: th.Tensor) -> th.Tensor:
+        return x.repeat(repeat, 1)
+
+    mean, log_std = randn(n, 2), randn(2, scale=0.3)
+    new_mean, new_log_std = mean + randn(n, 2, scale=0.2), log_std + randn(2, scale=0.1)
+    logits3, logits5, bits = randn(n, 3), randn(n, 5), randn(n, 4)
+    new_logits3, new_logits5, new_bits = (
+        logits3 + randn(n, 3, scale=0.3),
+        logits5 + randn(n, 5, scale=0.3),
+        bits + randn(n, 4, scale=0.3),
+    )
+    return {
+        "gaussian": (_gaussian(rows(mean), log_std), _gaussian(rows(new_mean), new_log_std)),
+        "squashed": (_squashed(rows(mean), log_std), _squashed(rows(new_mean), new_log_std)),
+        "categorical": (_categorical(rows(logits3)), _categorical(rows(new_logits3))),
+        "multi_categorical": (_multi_categorical(rows(logits5)), _multi_categorical(rows(new_logits5))),
+        "bernoulli": (_bernoulli(rows(bits)), _bernoulli(rows(new_bits))),
+    }
+
+
+KINDS = ["gaussian", "squashed", "categorical", "multi_categorical", "bernoulli"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_exact_kl_is_zero_for_identical_policies_and_positive_otherwise(kind):
+    old, new = _pairs(16, th.Generator().manual_seed(0))[kind]
+    assert th.allclose(exact_kl(old, old), th.zeros(16, dtype=th.float64), atol=1e-12)
+    kl = exact_kl(old, new)
+    assert kl.shape == (16,)
+    assert (kl > 0).all()
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "categorical", "multi_categorical", "bernoulli"])
+def test_sample_estimator_agrees_with_exact_kl(kind):
+    """The mean of ``(r - 1) - log r`` over many actions from pi_old matches the closed form, state by state."""
+    n_samples = 40_000
+    old, new = _pairs(4, th.Generator().manual_seed(1), repeat=n_samples)[kind]
+    th.manual_seed(2)
+    actions = old.sample()  # one action per row: n_samples per state
+    per_sample = sample_kl(old.log_prob(actions), new.log_prob(actions))
+    estimates = per_sample.reshape(n_samples, 4).mean(dim=0)
+    old, new = _pairs(4, th.Generator().manual_seed(1))[kind]
+    exact = exact_kl(old, new)
+    assert th.allclose(estimates, exact, rtol=0.1, atol=2e-3), (estimates, exact)
+
+
+def test_sample_estimator_is_non_negative_and_zero_at_equal_probabilities():
+    log_old = th.linspace(-5, 0, 50, dtype=th.float64)
+    log_new = log_old + th.linspace(-3, 3, 50, dtype=th.float64)
+    assert (sample_kl(log_old, log_new) >= 0).all()
+    assert (sample_kl(log_old, log_old) == 0).all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_policy_kl_auto_uses_the_closed_form(kind):
+    old, new = _pairs(8, th.Generator().manual_seed(3))[kind]
+    assert has_exact_kl(new)
+    assert th.equal(policy_kl(old, new), exact_kl(old, new))
+    assert th.equal(policy_kl(old, new, estimator="exact"), exact_kl(old, new))
+
+
+def test_policy_kl_sample_estimator_needs_the_actions():
+    old, new = _pairs(8, th.Generator().manual_seed(4))["gaussian"]
+    with pytest.raises(ValueError, match="needs the actions"):
+        policy_kl(old, new, estimator="sample")
+    actions = old.sample()
+    log_prob_old = old.log_prob(actions)
+    expected = sample_kl(log_prob_old, new.log_prob(actions))
+    assert th.equal(policy_kl(old, new, actions, log_prob_old, estimator="sample"), expected)
+
+
+def test_policy_kl_rejects_unknown_estimator():
+    old, new = _pairs(2, th.Generator().manual_seed(5))["categorical"]
+    with pytest.raises(ValueError, match="estimator must be one of"):
+        policy_kl(old, new, estimator="approx")
+
+
+def test_gsde_distribution_has_exact_kl():
+    dist = StateDependentNoiseDistribution(2)
+    dist.proba_distribution_net(latent_dim=3, log_std_init=0.0)
+    latent = th.randn(5, 3)
+    old = dist.proba_distribution(th.zeros(5, 2), th.zeros(3, 2), latent)
+    assert has_exact_kl(old)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "categorical", "multi_categorical", "bernoulli"])
+def test_exact_kl_gradient_matches_finite_differences(kind):
+    """Gradient of the mean KL with respect to the new policy's parameters, against central differences (float64)."""
+    generator = th.Generator().manual_seed(6)
+    n = 6
+    if kind == "gaussian":
+        mean, log_std = th.randn(n, 2, generator=generator, dtype=th.float64), th.zeros(2, dtype=th.float64)
+        old = _gaussian(mean, log_std)
+        params = th.cat([mean.flatten(), log_std]) + 0.3 * th.randn(n * 2 + 2, generator=generator, dtype=th.float64)
+
+        def build(p: th.Tensor) -> Distribution:
+            return _gaussian(p[: n * 2].reshape(n, 2), p[n * 2 :])
+
+    else:
+        width = {"categorical": 3, "multi_categorical": 5, "bernoulli": 4}[kind]
+        make = {"categorical": _categorical, "multi_categorical": _multi_categorical, "bernoulli": _bernoulli}[kind]
+        logits = th.randn(n, width, generator=generator, dtype=th.float64)
+        old = make(logits)
+        params = logits.flatten() + 0.3 * th.randn(n * width, generator=generator, dtype=th.float64)
+
+        def build(p: th.Tensor) -> Distribution:
+            return make(p.reshape(n, width))
+
+    def mean_kl(p: th.Tensor) -> th.Tensor:
+        return policy_kl(old, build(p)).mean()
+
+    params.requires_grad_(True)
+    (gradient,) = th.autograd.grad(mean_kl(params), params)
+    eps = 1e-6
+    with th.no_grad():
+        numeric = th.stack(
+            [
+                (mean_kl(params + eps * e) - mean_kl(params - eps * e)) / (2 * eps)
+                for e in th.eye(len(params), dtype=th.float64)
+            ]
+        )
+    assert th.allclose(gradient, numeric, rtol=1e-6, atol=1e-9)

@@ -1,0 +1,588 @@
+"""KLPPO: loss and gradient, validation, skipped updates, the controllers, persistence, logging and coverage."""
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3 import PPO
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.envs import (
+    FakeImageEnv,
+    IdentityEnv,
+    IdentityEnvBox,
+    IdentityEnvMultiBinary,
+    IdentityEnvMultiDiscrete,
+    SimpleMultiObsEnv,
+)
+from stable_baselines3.common.logger import KVWriter, Logger
+from stable_baselines3.common.preprocessing import get_flattened_obs_dim
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.type_aliases import RolloutBufferSamples
+
+from sb3_npg import KLPPO
+from sb3_npg.common.kl import adaptive_kl_coef, dual_kl_coef
+
+SMALL_NET = dict(net_arch=[16])
+FAST = dict(n_steps=32, batch_size=16, n_epochs=2, policy_kwargs=SMALL_NET)
+
+
+class _Recorder(KVWriter):
+    """Logger output keeping every dump (one per update) as a dict."""
+
+    def __init__(self) -> None:
+        self.dumps: list[dict[str, Any]] = []
+
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
+        self.dumps.append(dict(key_values))
+
+    def series(self, key: str) -> list[float]:
+        return [float(dump[key]) for dump in self.dumps if key in dump]
+
+
+def _record(model: KLPPO | PPO) -> _Recorder:
+    recorder = _Recorder()
+    model.set_logger(Logger(folder=None, output_formats=[recorder]))
+    return recorder
+
+
+def _learn(model: KLPPO, total_timesteps: int, **kwargs: Any) -> _Recorder:
+    """Learn with a recording logger; the last update's values are flushed too."""
+    recorder = _record(model)
+    model.learn(total_timesteps, **kwargs)
+    model.logger.dump(model.num_timesteps)
+    return recorder
+
+
+# --------------------------------------------------------------------------------------------------
+# The loss and its gradient
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
+def test_loss_and_update_equal_ppo_without_penalty(env_id):
+    """kl_coef=0, fixed beta and clip_range=0.2: SB3 PPO's loss on the same batch, and PPO's parameters after the update."""
+    common = dict(n_steps=64, batch_size=128, n_epochs=3, learning_rate=1e-3, seed=0, policy_kwargs=SMALL_NET)
+    ppo = PPO("MlpPolicy", make_vec_env(env_id, n_envs=2, seed=0), clip_range=0.2, **common)
+    klppo = KLPPO(
+        "MlpPolicy",
+        make_vec_env(env_id, n_envs=2, seed=0),
+        clip_range=0.2,
+        kl_coef=0.0,
+        kl_adaptation="fixed",
+        kl_early_stop=None,
+        **common,
+    )
+    klppo.policy.load_state_dict(ppo.policy.state_dict())
+
+    ppo_recorder = _record(ppo)
+    ppo.learn(128)  # one rollout (one minibatch of 128), then three epochs
+    ppo.logger.dump(ppo.num_timesteps)
+    klppo.rollout_buffer = ppo.rollout_buffer
+    klppo_recorder = _record(klppo)
+    klppo.train()
+    klppo.logger.dump(0)
+
+    # The same loss on the same batch (train/loss is the loss of the last minibatch, as in PPO)
+    assert klppo_recorder.series("train/loss")[0] == pytest.approx(ppo_recorder.series("train/loss")[0], rel=1e-5)
+    for key in ("policy_gradient_loss", "value_loss", "entropy_loss", "clip_fraction"):
+        assert klppo_recorder.series(f"train/{key}")[0] == pytest.approx(
+            ppo_recorder.series(f"train/{key}")[0], rel=1e-4, abs=1e-6
+        )
+    # ... and the same three Adam steps
+    for (name, ours), theirs in zip(klppo.policy.state_dict().items(), ppo.policy.state_dict().values(), strict=True):
+        assert th.allclose(ours, theirs, rtol=1e-4, atol=1e-6), name
+
+
+def test_minibatch_loss_is_the_sum_of_its_terms():
+    model = KLPPO("MlpPolicy", "Pendulum-v1", kl_coef=2.5, kl_adaptation="fixed", ent_coef=0.01, vf_coef=0.7, seed=0, **FAST)
+    model.learn(32)
+    batch = next(model.rollout_buffer.get(None))
+    with th.no_grad():
+        for param in model.policy.parameters():
+            param.add_(0.05 * th.randn_like(param))
+    terms = model.minibatch_loss(batch, clip_range=None, clip_range_vf=None)
+    assert terms.kl.item() > 0
+    assert terms.kl_penalty.item() == pytest.approx(2.5 * terms.kl.item(), rel=1e-6)
+    expected = terms.policy_gradient_loss + terms.kl_penalty + 0.01 * terms.entropy_loss + 0.7 * terms.value_loss
+    assert terms.loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert terms.clip_fraction.item() == 0.0
+
+
+class _FlattenToPolicyDtype(BaseFeaturesExtractor):
+    """Flatten the observation into features of the policy's dtype, so that a ``.double()`` policy runs in float64."""
+
+    def __init__(self, observation_space: gym.spaces.Box):
+        super().__init__(observation_space, get_flattened_obs_dim(observation_space))
+        self.register_buffer("dtype_probe", th.zeros(()))
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        return observations.to(self.dtype_probe.dtype).flatten(start_dim=1)
+
+
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
+def test_penalty_gradient_matches_finite_differences(env_id):
+    """Gradient of ``beta * KL(pi_old || pi_theta)`` along random directions, against central differences in float64."""
+    policy_kwargs = dict(net_arch=[8], features_extractor_class=_FlattenToPolicyDtype)
+    model = KLPPO("MlpPolicy", env_id, n_steps=32, batch_size=32, n_epochs=1, kl_coef=2.5, policy_kwargs=policy_kwargs, seed=0)
+    model.policy.double()
+    model.learn(32)  # fills the rollout buffer (and checks that a float64 policy trains)
+    batch = RolloutBufferSamples(*(tensor.double() for tensor in next(model.rollout_buffer.get(None))))
+
+    model._snapshot_policy()  # pi_old := the current policy, then move away from it so that the gradient is not zero
+    generator = th.Generator().manual_seed(0)
+    params = list(model.policy.parameters())
+    with th.no_grad():
+        for param in params:
+            param.add_(0.1 * th.randn(param.shape, generator=generator, dtype=param.dtype))
+
+    def penalty() -> th.Tensor:
+        return model.minibatch_loss(batch, clip_range=None, clip_range_vf=None).kl_penalty
+
+    value = penalty()
+    assert value.dtype == th.float64 and value.item() > 0
+    grads = th.autograd.grad(value, params, allow_unused=True, materialize_grads=True)
+    value_net_ids = {id(p) for p in model.policy.value_net.parameters()}
+    assert all(g.abs().max() == 0 for p, g in zip(params, grads, strict=True) if id(p) in value_net_ids)
+
+    eps = 1e-6
+    for _ in range(3):
+        direction = [th.randn(p.shape, generator=generator, dtype=p.dtype) for p in params]
+        analytic = sum((g * d).sum() for g, d in zip(grads, direction, strict=True))
+        with th.no_grad():
+            for p, d in zip(params, direction, strict=True):
+                p.add_(eps * d)
+            plus = penalty().item()
+            for p, d in zip(params, direction, strict=True):
+                p.sub_(2 * eps * d)
+            minus = penalty().item()
+            for p, d in zip(params, direction, strict=True):
+                p.add_(eps * d)
+        assert float(analytic) == pytest.approx((plus - minus) / (2 * eps), rel=1e-6, abs=1e-10)
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------------
+
+BAD_ARGUMENTS = [
+    (dict(kl_coef=-0.1), "kl_coef"),
+    (dict(kl_coef=float("nan")), "kl_coef"),
+    (dict(kl_coef=5e3), "kl_coef"),  # above kl_coef_max
+    (dict(kl_coef=0.5, kl_coef_min=1.0), "kl_coef"),
+    (dict(target_kl=0.0), "target_kl"),
+    (dict(target_kl=-0.01), "target_kl"),
+    (dict(target_kl=lambda _: 0.0), r"target_kl\(1.0\)"),
+    (dict(kl_adaptation="paper"), "kl_adaptation must be one of"),
+    (dict(n_epochs=0), "n_epochs must be an integer >= 1"),
+    (dict(n_epochs=2.5), "n_epochs"),
+    (dict(batch_size=1), "batch_size must be an integer >= 2"),
+    (dict(n_steps=0), "n_steps"),
+    (dict(kl_coef_min=-1.0), "kl_coef_min"),
+    (dict(kl_coef_min=2.0, kl_coef_max=1.0, kl_coef=1.5), "kl_coef_max"),
+    (dict(kl_dual_lr=-1.0), "kl_dual_lr"),
+    (dict(kl_early_stop=0.0), "kl_early_stop"),
+    (dict(kl_estimator="approx"), "kl_estimator must be one of"),
+    (dict(kl_lr_gain=-0.5), "kl_lr_gain"),
+    (dict(kl_lr_min=0.0), "kl_lr_min"),
+    (dict(kl_lr_max=0.5), "kl_lr_max"),
+    (dict(clip_range=0.0), "clip_range"),
+    (dict(clip_range=-0.2), "clip_range"),
+    (dict(clip_range_vf=0.0), "clip_range_vf"),
+    (dict(learning_rate=0.0), "learning_rate"),
+    (dict(gamma=1.5), "gamma"),
+    (dict(gae_lambda=-0.1), "gae_lambda"),
+    (dict(max_grad_norm=0.0), "max_grad_norm"),
+    (dict(vf_coef=-1.0), "vf_coef"),
+    (dict(sde_sample_freq=-2), "sde_sample_freq"),
+    (dict(stats_window_size=0), "stats_window_size"),
+]
+
+
+@pytest.mark.parametrize("kwargs, message", BAD_ARGUMENTS, ids=[str(kwargs) for kwargs, _ in BAD_ARGUMENTS])
+def test_bad_arguments_raise_value_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        KLPPO("MlpPolicy", "Pendulum-v1", **kwargs)
+
+
+def test_buffer_too_small_for_advantage_normalization():
+    with pytest.raises(ValueError, match=r"n_steps \* n_envs must be >= 2"):
+        KLPPO("MlpPolicy", "Pendulum-v1", n_steps=1, batch_size=2)
+
+
+def test_fixed_beta_may_lie_outside_the_bounds_and_defaults_are_valid():
+    KLPPO("MlpPolicy", "Pendulum-v1", kl_coef=0.0, kl_adaptation="fixed")
+    KLPPO("MlpPolicy", "Pendulum-v1", batch_size=1, normalize_advantage=False)
+    model = KLPPO("MlpPolicy", "Pendulum-v1")
+    assert model.kl_adaptation == "tracking" and model.kl_coef == 1.0 and model.target_kl == 0.01
+    assert model.clip_range is None and model.lr_multiplier == 1.0
+
+
+def test_batch_size_not_dividing_the_buffer_warns():
+    with pytest.warns(UserWarning, match="does not divide"):
+        KLPPO("MlpPolicy", "Pendulum-v1", n_steps=30, batch_size=16)
+
+
+# --------------------------------------------------------------------------------------------------
+# Non-finite values
+# --------------------------------------------------------------------------------------------------
+
+
+class _PoisonRollout(BaseCallback):
+    """Write a NaN into the advantages of the ``poisoned``-th rollout and keep what the model held before its update."""
+
+    def __init__(self, poisoned: int):
+        super().__init__()
+        self.poisoned = poisoned
+        self.rollouts = 0
+        self.before: dict[str, Any] = {}
+        self.after: dict[str, Any] = {}
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "params": [p.detach().clone() for p in self.model.policy.parameters()],
+            "kl_coef": self.model.kl_coef,
+            "lr_multiplier": self.model.lr_multiplier,
+        }
+
+    def _on_rollout_start(self) -> None:
+        if self.rollouts == self.poisoned:
+            self.after = self._state()
+
+    def _on_rollout_end(self) -> None:
+        self.rollouts += 1
+        if self.rollouts == self.poisoned:
+            self.model.rollout_buffer.advantages[3, 0] = np.nan
+            self.before = self._state()
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def _assert_kept(before: dict[str, Any], after: dict[str, Any]) -> None:
+    assert before["kl_coef"] == after["kl_coef"]
+    assert before["lr_multiplier"] == after["lr_multiplier"]
+    for old, new in zip(before["params"], after["params"], strict=True):
+        assert th.equal(old, new)
+
+
+def test_non_finite_loss_skips_the_update_and_training_goes_on():
+    model = KLPPO("MlpPolicy", "Pendulum-v1", seed=0, **FAST)
+    callback = _PoisonRollout(poisoned=2)
+    with pytest.warns(UserWarning, match="skipped an update"):
+        recorder = _learn(model, 4 * 32, callback=callback)
+    _assert_kept(callback.before, callback.after)
+    assert recorder.series("train/update_skipped") == [0.0, 1.0, 0.0, 0.0]
+    kls = recorder.series("train/kl")
+    assert np.isnan(kls[1]) and np.isfinite([kls[0], *kls[2:]]).all()
+
+
+@pytest.mark.parametrize("adaptation", ["adaptive", "tracking"])
+def test_non_finite_kl_after_the_update_restores_the_parameters(adaptation):
+    model = KLPPO("MlpPolicy", "Pendulum-v1", seed=0, kl_adaptation=adaptation, kl_early_stop=None, **FAST)
+    model.learn(32)
+    before = {"params": [p.detach().clone() for p in model.policy.parameters()], "kl_coef": model.kl_coef}
+    before["lr_multiplier"] = model.lr_multiplier
+    # Tracking measures the KL between the two epochs (a large one: the multiplier is lowered), then after them
+    measured = iter([1.0, float("nan")] if adaptation == "tracking" else [float("nan")])
+    model._rollout_kl = lambda: next(measured)  # type: ignore[method-assign]
+    recorder = _record(model)
+    with pytest.warns(UserWarning, match="non-finite KL"):
+        model.train()
+    model.logger.dump(0)
+    after = {"params": list(model.policy.parameters()), "kl_coef": model.kl_coef, "lr_multiplier": model.lr_multiplier}
+    _assert_kept(before, after)
+    assert model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(3e-4 * before["lr_multiplier"])
+    assert recorder.series("train/update_skipped") == [1.0]
+
+
+# --------------------------------------------------------------------------------------------------
+# Controllers
+# --------------------------------------------------------------------------------------------------
+
+
+def test_adaptive_rule_changes_beta_once_per_update_from_the_measured_kl():
+    model = KLPPO("MlpPolicy", "Pendulum-v1", kl_adaptation="adaptive", kl_coef=1.0, seed=0, **FAST)
+    recorder = _learn(model, 6 * 32)
+    kls, coefs = recorder.series("train/kl"), recorder.series("train/kl_coef")
+    previous = 1.0
+    for kl, coef in zip(kls, coefs, strict=True):
+        assert coef == adaptive_kl_coef(previous, kl, 0.01)
+        previous = coef
+    assert model.kl_coef == coefs[-1]
+    assert model.lr_multiplier == 1.0  # only the tracking controller scales the step
+
+
+def test_dual_rule_follows_the_lagrangian_update():
+    model = KLPPO("MlpPolicy", "Pendulum-v1", kl_adaptation="dual", kl_dual_lr=50.0, kl_coef=0.5, seed=0, **FAST)
+    recorder = _learn(model, 4 * 32)
+    previous = 0.5
+    for kl, coef in zip(recorder.series("train/kl"), recorder.series("train/kl_coef"), strict=True):
+        assert coef == pytest.approx(max(dual_kl_coef(previous, kl, 0.01, 50.0), 1e-3), rel=1e-12)
+        previous = coef
+
+
+def test_fixed_beta_never_changes():
+    model = KLPPO("MlpPolicy", "Pendulum-v1", kl_adaptation="fixed", kl_coef=0.3, seed=0, **FAST)
+    recorder = _learn(model, 3 * 32)
+    assert recorder.series("train/kl_coef") == [0.3, 0.3, 0.3]
+    assert model.kl_coef == 0.3 and model.lr_multiplier == 1.0
+
+
+def test_bounds_hold_under_every_rule():
+    for adaptation in ("adaptive", "dual", "tracking"):
+        model = KLPPO(
+            "MlpPolicy",
+            "Pendulum-v1",
+            kl_adaptation=adaptation,
+            target_kl=1e-9,
+            kl_coef=1.0,
+            kl_coef_max=2.0,
+            kl_dual_lr=1e9,
+            seed=0,
+            **FAST,
+        )
+        recorder = _learn(model, 3 * 32)
+        assert max(recorder.series("train/kl_coef")) == 2.0, adaptation
+
+
+def test_tracking_scales_only_the_actor_learning_rate():
+    model = KLPPO(
+        "MlpPolicy", "Pendulum-v1", learning_rate=1e-3, target_kl=1e-9, kl_early_stop=None, kl_lr_min=0.1, seed=0, **FAST
+    )
+    recorder = _learn(model, 3 * 32)
+    # KL far above its ramp: the multiplier halves at each of the 2 measurements per update and stops at kl_lr_min
+    multipliers = recorder.series("train/lr_multiplier")
+    assert multipliers == pytest.approx([0.25, 0.1, 0.1])
+    actor_group, critic_group = model.policy.optimizer.param_groups
+    assert actor_group["lr"] == pytest.approx(1e-3 * model.lr_multiplier)
+    assert critic_group["lr"] == pytest.approx(1e-3)
+    critic_ids = {id(p) for p in critic_group["params"]}
+    assert critic_ids == {id(p) for p in model.policy.value_net.parameters()} | {
+        id(p) for p in model.policy.mlp_extractor.value_net.parameters()
+    }
+
+
+def test_tracking_raises_the_step_when_the_kl_is_far_below_target():
+    model = KLPPO("MlpPolicy", "Pendulum-v1", target_kl=10.0, kl_lr_max=4.0, seed=0, **FAST)
+    recorder = _learn(model, 2 * 32)
+    assert recorder.series("train/lr_multiplier")[-1] == pytest.approx(4.0)
+    assert recorder.series("train/learning_rate") == pytest.approx([3e-4, 3e-4 * 4.0])
+
+
+def test_early_stop_at_a_multiple_of_the_target():
+    model = KLPPO(
+        "MlpPolicy", "Pendulum-v1", n_steps=64, batch_size=16, n_epochs=10, target_kl=1e-6, kl_early_stop=2.0, seed=0
+    )
+    recorder = _learn(model, 64)
+    assert recorder.series("train/early_stop") == [1.0]
+    assert recorder.series("train/n_epochs")[0] < 10
+    model = KLPPO(
+        "MlpPolicy", "Pendulum-v1", n_steps=64, batch_size=16, n_epochs=3, target_kl=1e-6, kl_early_stop=None, seed=0
+    )
+    recorder = _learn(model, 64)
+    assert recorder.series("train/early_stop") == [0.0] and recorder.series("train/n_epochs") == [3.0]
+
+
+def test_controller_keeps_the_kl_near_the_target_on_pendulum():
+    """The issue's setting, seed 0: >= 80% of the updates after the fifth end with a KL in [target / 3, 3 target]."""
+    env = make_vec_env("Pendulum-v1", n_envs=1, seed=0)
+    model = KLPPO("MlpPolicy", env, n_steps=512, batch_size=64, n_epochs=10, target_kl=0.01, seed=0)
+    kls = np.array(_learn(model, 20 * 512).series("train/kl"))
+    assert len(kls) == 20
+    in_band = (kls[5:] >= 0.01 / 3) & (kls[5:] <= 0.03)
+    assert in_band.mean() >= 0.8, kls
+
+
+# --------------------------------------------------------------------------------------------------
+# Persistence
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("adaptation", ["adaptive", "tracking"])
+def test_controller_state_survives_save_load_and_continued_learning(tmp_path, adaptation):
+    # A tiny target: every update measures a KL above 1.5 target, so beta doubles each time
+    kwargs = dict(kl_adaptation=adaptation, target_kl=1e-9, kl_coef=1.0, seed=0, **FAST)
+    model = KLPPO("MlpPolicy", "Pendulum-v1", **kwargs)
+    model.learn(2 * 32)
+    assert model.kl_coef == 4.0
+    if adaptation == "tracking":
+        assert model.lr_multiplier < 1.0
+    model.save(tmp_path / "model.zip")
+
+    loaded = KLPPO.load(tmp_path / "model.zip", env=make_vec_env("Pendulum-v1", n_envs=1, seed=1))
+    assert loaded.kl_coef == 4.0
+    assert loaded.lr_multiplier == model.lr_multiplier
+    for (name, ours), theirs in zip(loaded.policy.state_dict().items(), model.policy.state_dict().values(), strict=True):
+        assert th.equal(ours, theirs), name
+
+    loaded.learn(32, reset_num_timesteps=False)
+    assert loaded.kl_coef == 8.0
+    assert loaded.num_timesteps == 3 * 32
+    model.learn(32, reset_num_timesteps=False)
+    assert model.kl_coef == 8.0
+
+
+# --------------------------------------------------------------------------------------------------
+# Logging
+# --------------------------------------------------------------------------------------------------
+
+ALWAYS_LOGGED = {
+    "train/kl",
+    "train/kl_coef",
+    "train/target_kl",
+    "train/lr_multiplier",
+    "train/learning_rate",
+    "train/policy_gradient_loss",
+    "train/kl_penalty",
+    "train/minibatch_kl",
+    "train/approx_kl",
+    "train/value_loss",
+    "train/entropy_loss",
+    "train/loss",
+    "train/explained_variance",
+    "train/std",
+    "train/n_epochs",
+    "train/early_stop",
+    "train/update_skipped",
+    "train/n_updates",
+}
+
+
+@pytest.mark.parametrize("clip_range", [None, 0.2])
+def test_logged_keys(clip_range):
+    model = KLPPO("MlpPolicy", "Pendulum-v1", clip_range=clip_range, clip_range_vf=0.5, seed=0, **FAST)
+    recorder = _learn(model, 32)
+    keys = {key for key in recorder.dumps[-1] if key.startswith("train/")}
+    clipping = {"train/clip_fraction", "train/clip_range"}
+    assert ALWAYS_LOGGED | {"train/clip_range_vf"} <= keys
+    assert (clipping <= keys) == (clip_range is not None)
+    assert (clipping & keys == set()) == (clip_range is None)
+    assert np.isfinite([recorder.dumps[-1][key] for key in ALWAYS_LOGGED]).all()
+
+
+def test_tensorboard_callbacks_and_progress_bar(tmp_path):
+    class Counter(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.steps = 0
+
+        def _on_step(self) -> bool:
+            self.steps += 1
+            return True
+
+    counter = Counter()
+    eval_callback = EvalCallback(make_vec_env("CartPole-v1", n_envs=1, seed=5), eval_freq=32, n_eval_episodes=1)
+    model = KLPPO("MlpPolicy", "CartPole-v1", tensorboard_log=str(tmp_path), seed=0, **FAST)
+    model.learn(64, callback=[counter, eval_callback], progress_bar=True)
+    assert counter.steps == 64
+    assert eval_callback.n_calls == 64 and np.isfinite(eval_callback.last_mean_reward)
+    run_dir = tmp_path / "KLPPO_1"
+    assert run_dir.is_dir() and any(path.name.startswith("events.out.tfevents") for path in run_dir.iterdir())
+
+
+# --------------------------------------------------------------------------------------------------
+# Spaces, policies and options
+# --------------------------------------------------------------------------------------------------
+
+ENVS = {
+    "box": lambda: IdentityEnvBox(ep_length=16),
+    "discrete": lambda: IdentityEnv(dim=3, ep_length=16),
+    "multi_discrete": lambda: IdentityEnvMultiDiscrete(dim=3, ep_length=16),
+    "multi_binary": lambda: IdentityEnvMultiBinary(dim=3, ep_length=16),
+}
+
+
+@pytest.mark.parametrize("action_space", list(ENVS))
+@pytest.mark.parametrize("kl_estimator", ["auto", "sample"])
+def test_action_spaces(action_space, kl_estimator):
+    model = KLPPO("MlpPolicy", ENVS[action_space](), kl_estimator=kl_estimator, seed=0, **FAST)
+    recorder = _learn(model, 2 * 32)
+    assert recorder.series("train/update_skipped") == [0.0, 0.0]
+    kls = recorder.series("train/kl")
+    assert np.isfinite(kls).all() and min(kls) >= 0.0
+    observation = model.get_env().reset()
+    action, _ = model.predict(observation, deterministic=True)
+    assert model.get_env().action_space.contains(action[0])
+
+
+def test_dict_observations():
+    model = KLPPO("MultiInputPolicy", SimpleMultiObsEnv(random_start=False), seed=0, **FAST)
+    recorder = _learn(model, 2 * 32)
+    assert recorder.series("train/update_skipped") == [0.0, 0.0]
+
+
+def test_image_observations():
+    env = FakeImageEnv(screen_height=36, screen_width=36, n_channels=1, discrete=True)
+    model = KLPPO(
+        "CnnPolicy",
+        env,
+        n_steps=16,
+        batch_size=8,
+        n_epochs=1,
+        seed=0,
+        policy_kwargs=dict(features_extractor_kwargs=dict(features_dim=16)),
+    )
+    recorder = _learn(model, 16)
+    assert recorder.series("train/update_skipped") == [0.0]
+
+
+def test_separate_features_extractors():
+    model = KLPPO(
+        "MlpPolicy",
+        "CartPole-v1",
+        seed=0,
+        n_steps=32,
+        batch_size=16,
+        n_epochs=2,
+        policy_kwargs=dict(net_arch=[8], share_features_extractor=False),
+    )
+    recorder = _learn(model, 32)
+    assert recorder.series("train/update_skipped") == [0.0]
+
+
+@pytest.mark.parametrize("clip_range", [None, 0.2])
+def test_gsde(clip_range):
+    model = KLPPO("MlpPolicy", "Pendulum-v1", use_sde=True, sde_sample_freq=4, clip_range=clip_range, seed=0, **FAST)
+    recorder = _learn(model, 2 * 32)
+    assert recorder.series("train/update_skipped") == [0.0, 0.0]
+    assert np.isfinite(recorder.series("train/kl")).all()
+
+
+def test_schedules_and_custom_rollout_buffer():
+    model = KLPPO(
+        "MlpPolicy",
+        "Pendulum-v1",
+        learning_rate=lambda progress: 1e-3 * progress,
+        target_kl=lambda progress: 0.01 + 0.01 * progress,
+        clip_range=lambda progress: 0.1 + 0.2 * progress,
+        rollout_buffer_class=RolloutBuffer,
+        seed=0,
+        **FAST,
+    )
+    recorder = _learn(model, 2 * 32)
+    # SB3 updates the progress remaining after each rollout: 0.5, then 0
+    assert recorder.series("train/target_kl") == pytest.approx([0.015, 0.01])
+    assert recorder.series("train/clip_range") == pytest.approx([0.2, 0.1])
+    assert recorder.series("train/learning_rate")[0] == pytest.approx(5e-4)  # the multiplier starts at 1
+
+
+def test_same_seed_same_run():
+    # Each model seeds the global generators when it is built: build and train one after the other
+    first = KLPPO("MlpPolicy", "CartPole-v1", seed=3, **FAST)
+    first_kls = _learn(first, 64).series("train/kl")
+    second = KLPPO("MlpPolicy", "CartPole-v1", seed=3, **FAST)
+    assert _learn(second, 64).series("train/kl") == first_kls
+    assert first.kl_coef == second.kl_coef
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not th.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda():
+    model = KLPPO("MlpPolicy", "Pendulum-v1", device="cuda", seed=0, **FAST)
+    recorder = _learn(model, 2 * 32)
+    assert recorder.series("train/update_skipped") == [0.0, 0.0]
+    assert all(p.device.type == "cuda" for p in model._old_policy.parameters())

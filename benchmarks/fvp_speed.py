@@ -95,10 +95,11 @@ def product_timings(env_id: str, n: int, device: th.device, repeats: int, cg_dam
 
     # Ours: the graph of J^T w is built once per update, then reused by every product
     npg_distribution, _ = surrogate_of(npg.policy)
-    start = time.perf_counter()
+    clock = _clock(device)
+    start = clock()
     our_product = fisher_vector_product(npg.actor_params, npg_distribution, damping=cg_damping)
     _sync(device)
-    build_time = time.perf_counter() - start
+    build_time = clock() - start
 
     def forward_backward():
         _, objective = surrogate_of(npg.policy)
@@ -116,7 +117,6 @@ def product_timings(env_id: str, n: int, device: th.device, repeats: int, cg_dam
         "forward_backward": forward_backward,
     }
     samples: dict[str, list[float]] = {name: [] for name in candidates}
-    clock = _clock(device)
     for _ in range(3):  # warm-up
         for fn in candidates.values():
             fn()

@@ -202,7 +202,15 @@ BAD_ARGUMENTS = [
 ]
 
 
-@pytest.mark.parametrize("kwargs, message", BAD_ARGUMENTS, ids=[str(kwargs) for kwargs, _ in BAD_ARGUMENTS])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    BAD_ARGUMENTS,
+    # ids must not depend on object addresses (pytest-xdist workers must collect the same names)
+    ids=[
+        ",".join(f"{key}={'schedule' if callable(value) else value}" for key, value in kwargs.items())
+        for kwargs, _ in BAD_ARGUMENTS
+    ],
+)
 def test_bad_arguments_raise_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
         KLPPO("MlpPolicy", "Pendulum-v1", **kwargs)

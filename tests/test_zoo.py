@@ -83,6 +83,26 @@ def test_register():
     assert rl_zoo3.ALGOS["klppo"] is KLPPO
 
 
+def test_register_teaches_the_zoo_target_kl_schedules():
+    pytest.importorskip("rl_zoo3")
+    from rl_zoo3.exp_manager import ExperimentManager
+
+    from sb3_npg.zoo.registry import register
+
+    register()
+    register()  # extended once, not twice
+    preprocess = ExperimentManager._preprocess_schedules
+    assert getattr(preprocess, "sb3_npg_schedules", False)
+    hyperparams = preprocess({"target_kl": "lin_0.1", "learning_rate": "lin_1e-3", "n_steps": 8})
+    assert callable(hyperparams["target_kl"]) and callable(hyperparams["learning_rate"])
+    assert hyperparams["target_kl"](1.0) == pytest.approx(0.1)
+    assert hyperparams["target_kl"](0.5) == pytest.approx(0.05)
+    assert hyperparams["learning_rate"](0.5) == pytest.approx(5e-4)  # the zoo's own conversion still runs
+    assert preprocess({"target_kl": 0.02})["target_kl"] == 0.02  # numbers are left alone
+    with pytest.raises(ValueError, match="target_kl"):
+        preprocess({"target_kl": "lin_fast"})
+
+
 @pytest.mark.parametrize("algo", ALGOS)
 def test_sampler_gives_valid_kwargs(algo):
     optuna = pytest.importorskip("optuna")

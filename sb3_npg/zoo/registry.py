@@ -4,8 +4,10 @@ Make ``npg`` and ``klppo`` first-class algorithms of rl-baselines3-zoo, without 
 The zoo looks algorithms up in three module-level dictionaries: ``rl_zoo3.utils.ALGOS`` (name -> class,
 used by ``train``, ``enjoy``, ``record_video``, ...) and ``rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER`` /
 ``HYPERPARAMS_CONVERTER`` (Optuna search spaces). :func:`register` adds our entries to those very
-objects, so every part of the zoo that imported them sees the new algorithms. Importing this module
-does not import rl-zoo3; :func:`register` does.
+objects, so every part of the zoo that imported them sees the new algorithms. It also teaches the zoo's
+``ExperimentManager`` the ``lin_<x>`` schedules of ``target_kl`` (the zoo only knows those of
+``learning_rate``, ``clip_range``, ``clip_range_vf`` and ``delta_std``), which our files use. Importing this
+module does not import rl-zoo3; :func:`register` does.
 
 .. code-block:: python
 
@@ -14,9 +16,15 @@ does not import rl-zoo3; :func:`register` does.
     register()  # now rl_zoo3.utils.ALGOS["npg"] is sb3_npg.NPG
 """
 
+from collections.abc import Callable
+from typing import Any
+
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from sb3_npg.zoo.config import algorithm_class, hyperparams_path
+from sb3_npg.zoo.config import algorithm_class, constructor_kwargs, hyperparams_path
+
+# Keys our algorithms accept as schedules, beyond those the zoo already turns into schedules
+SCHEDULE_KEYS = ("target_kl",)
 
 
 def algorithms() -> dict[str, type[BaseAlgorithm]]:
@@ -38,6 +46,26 @@ def default_conf_file(algo: str) -> str:
     return str(hyperparams_path(algo))
 
 
+def with_schedules(preprocess: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """
+    Extend the zoo's schedule preprocessing to the keys of ``SCHEDULE_KEYS`` (``"lin_0.1"`` -> a schedule).
+
+    :param preprocess: the zoo's ``ExperimentManager._preprocess_schedules``
+    :return: a preprocessing that runs ``preprocess``, then converts ``lin_<x>`` strings of ``SCHEDULE_KEYS``
+    """
+    if getattr(preprocess, "sb3_npg_schedules", False):
+        return preprocess  # already extended
+
+    def preprocess_schedules(hyperparams: dict[str, Any]) -> dict[str, Any]:
+        hyperparams = preprocess(hyperparams)
+        ours = {key: hyperparams[key] for key in SCHEDULE_KEYS if isinstance(hyperparams.get(key), str)}
+        hyperparams.update(constructor_kwargs(ours))
+        return hyperparams
+
+    preprocess_schedules.sb3_npg_schedules = True  # type: ignore[attr-defined]
+    return preprocess_schedules
+
+
 def register() -> dict[str, type[BaseAlgorithm]]:
     """
     Register ``npg`` and ``klppo`` in rl-baselines3-zoo's algorithm registry and Optuna samplers/converters.
@@ -49,6 +77,7 @@ def register() -> dict[str, type[BaseAlgorithm]]:
     try:
         import rl_zoo3.hyperparams_opt
         import rl_zoo3.utils
+        from rl_zoo3.exp_manager import ExperimentManager
 
         from sb3_npg.zoo.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
     except ImportError as error:
@@ -63,4 +92,6 @@ def register() -> dict[str, type[BaseAlgorithm]]:
     converters = getattr(rl_zoo3.hyperparams_opt, "HYPERPARAMS_CONVERTER", None)
     if converters is not None:
         converters.update(HYPERPARAMS_CONVERTER)
+    extended = with_schedules(ExperimentManager._preprocess_schedules)
+    ExperimentManager._preprocess_schedules = staticmethod(extended)  # type: ignore[method-assign,assignment]
     return registered

@@ -26,7 +26,8 @@ from stable_baselines3.common.distributions import kl_divergence
 from stable_baselines3.common.logger import configure
 
 from sb3_npg import NPG
-from sb3_npg.common.fisher import fisher_vector_product, flat_concat
+from sb3_npg.common.fisher import fisher_vector_product
+from sb3_npg.common.utils import flat_concat
 
 RESULTS = Path(__file__).parent / "results"
 

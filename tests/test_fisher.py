@@ -17,14 +17,12 @@ from stable_baselines3.common.distributions import (
 from sb3_npg.common.fisher import (
     distribution_parameters,
     fisher_vector_product,
-    flat_concat,
     gauss_newton_vector_product,
     kl_hessian_vector_product,
     natural_step_size,
-    unflatten_like,
 )
 from sb3_npg.common.kl import exact_kl
-from sb3_npg.common.utils import subsample_observations
+from sb3_npg.common.utils import flat_concat, subsample_observations, unflatten_like
 
 N_STATES, OBS_DIM, HIDDEN = 6, 3, 4
 

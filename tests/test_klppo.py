@@ -24,7 +24,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import RolloutBufferSamples
 
 from sb3_npg import KLPPO
-from sb3_npg.common.kl import adaptive_kl_coef, dual_kl_coef
+from sb3_npg.klppo.controllers import adaptive_kl_coef, dual_kl_coef
 
 SMALL_NET = dict(net_arch=[16])
 FAST = dict(n_steps=32, batch_size=16, n_epochs=2, policy_kwargs=SMALL_NET)

@@ -17,6 +17,8 @@ from typing import NamedTuple
 import torch as th
 from stable_baselines3.common.distributions import Distribution
 
+from sb3_npg.common.utils import flat_concat, unflatten_like
+
 MetricFn = Callable[[th.Tensor], th.Tensor]
 FisherVectorProduct = Callable[[th.Tensor], th.Tensor]
 
@@ -31,27 +33,6 @@ class DistributionParameters(NamedTuple):
 
     outputs: list[th.Tensor]
     metrics: list[MetricFn]
-
-
-def flat_concat(tensors: Sequence[th.Tensor]) -> th.Tensor:
-    """
-    Concatenate tensors into one 1-d tensor.
-
-    :param tensors: tensors of any shapes
-    :return: their flattened concatenation
-    """
-    return th.cat([t.reshape(-1) for t in tensors])
-
-
-def unflatten_like(vector: th.Tensor, like: Sequence[th.Tensor]) -> list[th.Tensor]:
-    """
-    Split a 1-d tensor into views with the shapes of ``like`` (inverse of :func:`flat_concat`).
-
-    :param vector: a 1-d tensor with as many elements as ``like`` in total
-    :param like: tensors giving the shapes
-    :return: the list of views
-    """
-    return [chunk.view_as(ref) for chunk, ref in zip(th.split(vector, [ref.numel() for ref in like]), like, strict=True)]
 
 
 def _normal_metrics(scale: th.Tensor) -> list[MetricFn]:

@@ -1,10 +1,12 @@
-"""Helpers shared by the algorithms: parameter ownership, observation sub-sampling, input validation."""
+"""Helpers shared by the algorithms: flat vectors, parameter ownership, actions, observation sub-sampling, input checks."""
 
 import math
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch as th
+from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import PyTorchObs
 
@@ -22,6 +24,27 @@ def as_schedule(value: float | Callable[[float], float]) -> Callable[[float], fl
     :return: the schedule
     """
     return _FloatSchedule(value)
+
+
+def flat_concat(tensors: Sequence[th.Tensor]) -> th.Tensor:
+    """
+    Concatenate tensors into one 1-d tensor.
+
+    :param tensors: tensors of any shapes
+    :return: their flattened concatenation
+    """
+    return th.cat([t.reshape(-1) for t in tensors])
+
+
+def unflatten_like(vector: th.Tensor, like: Sequence[th.Tensor]) -> list[th.Tensor]:
+    """
+    Split a 1-d tensor into views with the shapes of ``like`` (inverse of :func:`flat_concat`).
+
+    :param vector: a 1-d tensor with as many elements as ``like`` in total
+    :param like: tensors giving the shapes
+    :return: the list of views
+    """
+    return [chunk.view_as(ref) for chunk, ref in zip(th.split(vector, [ref.numel() for ref in like]), like, strict=True)]
 
 
 def _distribution_tensors(distribution: Any) -> list[th.Tensor]:
@@ -131,3 +154,73 @@ def check_float_or_schedule(name: str, value: Any, low: float, low_inclusive: bo
         check_float(f"{name}(1.0)", value(1.0), low=low, low_inclusive=low_inclusive)
     else:
         check_float(name, value, low=low, low_inclusive=low_inclusive)
+
+
+def split_actor_critic(policy: ActorCriticPolicy) -> tuple[list[th.nn.Parameter], list[th.nn.Parameter]]:
+    """
+    Split the policy's trainable parameters into the actor's (see :func:`actor_parameters`) and the rest.
+
+    :param policy: an SB3 actor-critic policy
+    :return: the actor's parameters and the critic's own parameters, each in ``policy.parameters()`` order
+    """
+    actor_ids = {id(p) for p in actor_parameters(policy)}
+    params = [p for p in policy.parameters() if p.requires_grad]
+    return [p for p in params if id(p) in actor_ids], [p for p in params if id(p) not in actor_ids]
+
+
+def policy_actions(actions: th.Tensor, action_space: spaces.Space) -> th.Tensor:
+    """
+    Actions from the rollout buffer in the form the policy's distribution takes (Discrete: a flat long tensor).
+
+    :param actions: the buffer's actions, shape ``(n, action_dim)``
+    :param action_space: the algorithm's action space
+    :return: the actions, ready for ``distribution.log_prob``
+    """
+    if isinstance(action_space, spaces.Discrete):
+        return actions.long().flatten()
+    return actions
+
+
+def check_rollout_size(n_steps: int, n_envs: int, batch_size: int | None, normalize_advantage: bool) -> None:
+    """
+    Check the rollout buffer's size ``n_steps * n_envs`` against the advantage normalisation and the minibatch size.
+
+    Raise ``ValueError`` when advantages are normalized over fewer than 2 samples; warn when ``batch_size``
+    (if given) does not divide the buffer, so that every epoch ends with a truncated minibatch.
+
+    :param n_steps: steps per environment per rollout
+    :param n_envs: number of environments
+    :param batch_size: minibatch size, or None to skip that check
+    :param normalize_advantage: whether the advantages are normalized
+    """
+    buffer_size = n_steps * n_envs
+    if normalize_advantage and buffer_size < 2:
+        raise ValueError(
+            f"n_steps * n_envs must be >= 2 when normalize_advantage=True, got n_steps={n_steps} and n_envs={n_envs}"
+        )
+    if batch_size is not None and buffer_size % batch_size > 0:
+        warnings.warn(
+            f"batch_size={batch_size} does not divide the rollout buffer's size n_steps * n_envs = {buffer_size}: "
+            f"each epoch ends with a truncated minibatch of {buffer_size % batch_size} samples. "
+            "A batch_size that divides n_steps * n_envs is recommended."
+        )
+
+
+def report_skipped_update(algorithm: str, reason: str | None, n_updates: int, verbose: int, warned: bool) -> bool:
+    """
+    Report a skipped update: a warning the first time, then a line per skip when ``verbose >= 1``.
+
+    :param algorithm: the algorithm's name, for the messages
+    :param reason: why the update was skipped, None when it was not (nothing is reported)
+    :param n_updates: the update's number, for the message
+    :param verbose: the algorithm's verbosity level
+    :param warned: whether the warning was already given
+    :return: whether the warning has been given now
+    """
+    if reason is None:
+        return warned
+    if not warned:
+        warnings.warn(f"{algorithm} skipped an update ({reason}); parameters were kept. Further skips are only logged.")
+    if verbose >= 1:
+        print(f"{algorithm} update {n_updates} skipped: {reason}")
+    return True

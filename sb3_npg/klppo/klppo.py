@@ -1,4 +1,3 @@
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
@@ -13,8 +12,18 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorch
 from stable_baselines3.common.utils import explained_variance
 from torch.nn import functional as F
 
-from sb3_npg.common.kl import KL_ADAPTATIONS, KL_ESTIMATORS, next_kl_coef, policy_kl, tracking_lr_multiplier
-from sb3_npg.common.utils import actor_parameters, as_schedule, check_float, check_float_or_schedule, check_int
+from sb3_npg.common.kl import KL_ESTIMATORS, policy_kl
+from sb3_npg.common.utils import (
+    as_schedule,
+    check_float,
+    check_float_or_schedule,
+    check_int,
+    check_rollout_size,
+    policy_actions,
+    report_skipped_update,
+    split_actor_critic,
+)
+from sb3_npg.klppo.controllers import KL_ADAPTATIONS, next_kl_coef, tracking_lr_multiplier
 from sb3_npg.klppo.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
 
 SelfKLPPO = TypeVar("SelfKLPPO", bound="KLPPO")
@@ -256,18 +265,7 @@ class KLPPO(OnPolicyAlgorithm):
         )
 
         if self.env is not None:
-            buffer_size = self.env.num_envs * n_steps
-            if normalize_advantage and buffer_size < 2:
-                raise ValueError(
-                    "n_steps * n_envs must be >= 2 when normalize_advantage=True, "
-                    f"got n_steps={n_steps} and n_envs={self.env.num_envs}"
-                )
-            if buffer_size % batch_size > 0:
-                warnings.warn(
-                    f"batch_size={batch_size} does not divide the rollout buffer's size n_steps * n_envs = {buffer_size}: "
-                    f"each epoch ends with a truncated minibatch of {buffer_size % batch_size} samples. "
-                    "A batch_size that divides n_steps * n_envs is recommended."
-                )
+            check_rollout_size(n_steps, self.env.num_envs, batch_size, normalize_advantage)
         self.batch_size = batch_size
         self.n_epochs = n_epochs
         self.clip_range = clip_range
@@ -299,9 +297,7 @@ class KLPPO(OnPolicyAlgorithm):
         # Two parameter groups, so that the step-size controller scales the actor's learning rate only:
         # group 0 holds every parameter that feeds the action distribution (a shared features
         # extractor included), group 1 the critic's own parameters.
-        actor_ids = {id(p) for p in actor_parameters(self.policy)}
-        params = [p for p in self.policy.parameters() if p.requires_grad]
-        groups = [[p for p in params if id(p) in actor_ids], [p for p in params if id(p) not in actor_ids]]
+        groups = split_actor_critic(self.policy)
         lr = self.lr_schedule(1)
         self.policy.optimizer = self.policy.optimizer_class(
             [{"params": group, "lr": lr} for group in groups if group], **self.policy.optimizer_kwargs
@@ -504,9 +500,7 @@ class KLPPO(OnPolicyAlgorithm):
         return policy.value_net(latent_vf).flatten(), distribution
 
     def _actions(self, batch: RolloutBufferSamples) -> th.Tensor:
-        if isinstance(self.action_space, spaces.Discrete):
-            return batch.actions.long().flatten()
-        return batch.actions
+        return policy_actions(batch.actions, self.action_space)
 
     def _rollout_kl(self) -> float:
         """``KL(pi_old || pi_new)`` averaged over every state of the rollout, in minibatch-sized chunks."""
@@ -558,11 +552,7 @@ class KLPPO(OnPolicyAlgorithm):
         clip_range: float | None,
         clip_range_vf: float | None,
     ) -> None:
-        if result.skipped is not None and not self._skip_warned:
-            warnings.warn(f"KLPPO skipped an update ({result.skipped}); parameters were kept. Further skips are only logged.")
-            self._skip_warned = True
-        if result.skipped is not None and self.verbose >= 1:
-            print(f"KLPPO update skipped: {result.skipped}")
+        self._skip_warned = report_skipped_update("KLPPO", result.skipped, self._n_updates, self.verbose, self._skip_warned)
 
         def mean(values: list[float]) -> float:
             return float(np.mean(values)) if values else float("nan")

@@ -1,6 +1,5 @@
 import copy
 import time
-import warnings
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
@@ -15,15 +14,20 @@ from stable_baselines3.common.utils import explained_variance
 from torch.nn import functional as F
 
 from sb3_npg.common.conjugate_gradient import conjugate_gradient
-from sb3_npg.common.fisher import fisher_vector_product, flat_concat, natural_step_size, unflatten_like
+from sb3_npg.common.fisher import fisher_vector_product, natural_step_size
 from sb3_npg.common.kl import policy_kl
 from sb3_npg.common.utils import (
-    actor_parameters,
     as_schedule,
     check_float,
     check_float_or_schedule,
     check_int,
+    check_rollout_size,
+    flat_concat,
+    policy_actions,
+    report_skipped_update,
+    split_actor_critic,
     subsample_observations,
+    unflatten_like,
 )
 from sb3_npg.npg.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
 
@@ -175,11 +179,8 @@ class NPG(OnPolicyAlgorithm):
             supported_action_spaces=(spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
         )
 
-        if self.env is not None and normalize_advantage and self.env.num_envs * n_steps < 2:
-            raise ValueError(
-                "n_steps * n_envs must be >= 2 when normalize_advantage=True, "
-                f"got n_steps={n_steps} and n_envs={self.env.num_envs}"
-            )
+        if self.env is not None:
+            check_rollout_size(n_steps, self.env.num_envs, None, normalize_advantage)
         self.batch_size = batch_size
         self.cg_max_steps = cg_max_steps
         self.cg_damping = cg_damping
@@ -200,9 +201,7 @@ class NPG(OnPolicyAlgorithm):
         self.target_kl_schedule = as_schedule(self.target_kl)
         # The natural-gradient step owns every parameter that feeds the action distribution
         # (a shared features extractor included); the critic's optimizer gets only the rest.
-        self.actor_params = actor_parameters(self.policy)
-        actor_ids = {id(p) for p in self.actor_params}
-        self.critic_params = [p for p in self.policy.parameters() if p.requires_grad and id(p) not in actor_ids]
+        self.actor_params, self.critic_params = split_actor_critic(self.policy)
         self.policy.optimizer = self.policy.optimizer_class(  # type: ignore[call-arg]
             self.critic_params, lr=self.lr_schedule(1), **self.policy.optimizer_kwargs
         )
@@ -251,9 +250,7 @@ class NPG(OnPolicyAlgorithm):
         return (advantages * th.exp(log_prob - rollout.old_log_prob)).mean()
 
     def _actions(self, rollout: RolloutBufferSamples) -> th.Tensor:
-        if isinstance(self.action_space, spaces.Discrete):
-            return rollout.actions.long().flatten()
-        return rollout.actions
+        return policy_actions(rollout.actions, self.action_space)
 
     def _policy_step(self, rollout: RolloutBufferSamples, target_kl: float) -> _PolicyStep:
         """One natural-gradient step of the actor (with TRPO's line search when enabled)."""
@@ -388,11 +385,7 @@ class NPG(OnPolicyAlgorithm):
         return inner.scale.mean().item() if isinstance(inner, th.distributions.Normal) else float("nan")
 
     def _log_update(self, step: _PolicyStep, value_losses: list[float], target_kl: float, policy_step_time: float) -> None:
-        if step.skipped is not None and not self._skip_warned:
-            warnings.warn(f"NPG skipped an update ({step.skipped}); parameters were kept. Further skips are only logged.")
-            self._skip_warned = True
-        if step.skipped is not None and self.verbose >= 1:
-            print(f"NPG update {self._n_updates} skipped: {step.skipped}")
+        self._skip_warned = report_skipped_update("NPG", step.skipped, self._n_updates, self.verbose, self._skip_warned)
 
         explained_var = explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten())
         self.logger.record("train/update_skipped", float(step.skipped is not None))

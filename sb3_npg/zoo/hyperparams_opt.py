@@ -18,7 +18,7 @@ from typing import Any
 import optuna
 from torch import nn
 
-from sb3_npg.common.kl import KL_ADAPTATIONS
+from sb3_npg.klppo.controllers import KL_ADAPTATIONS
 
 # Network sizes, shared by both algorithms (separate actor and critic networks)
 NET_ARCHS: dict[str, dict[str, list[int]]] = {

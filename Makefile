@@ -3,7 +3,8 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: install format lint type pytest test benchmark
 
-# CPU build of torch first: a bare `pip install torch` would pull a multi-GB CUDA build
+# torch first, at the version the benchmarks ran on. On Linux, PyPI's torch is the CUDA build: on a machine
+# without a GPU install the CPU build of this version first (README, Install), which then satisfies this line.
 install:
 	pip install torch==2.13.0
 	pip install -e ".[tests,zoo,envs]"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch as th
 import yaml
 
 from sb3_npg.zoo.cli import main, with_defaults
@@ -117,16 +118,32 @@ def test_unknown_algo(monkeypatch, capsys):
 
 def test_default_arguments():
     conf = str(hyperparams_path("npg"))
-    assert with_defaults("train", ["--env", "CartPole-v1"]) == ["--env", "CartPole-v1", "--algo", "npg", "--conf-file", conf]
+    one_thread = ["--num-threads", "1"]
+    expected = ["--env", "CartPole-v1", "--algo", "npg", "--conf-file", conf, *one_thread]
+    assert with_defaults("train", ["--env", "CartPole-v1"]) == expected
     klppo_conf = str(hyperparams_path("klppo"))
-    assert with_defaults("train", ["--algo=klppo"]) == ["--algo=klppo", "--conf-file", klppo_conf]
+    assert with_defaults("train", ["--algo=klppo"]) == ["--algo=klppo", "--conf-file", klppo_conf, *one_thread]
     # A user's configuration wins, however it is spelled
     for given in (["-conf", "my.yml"], ["--conf-file=my.yml"], ["--conf", "my.yml"]):
-        assert with_defaults("train", ["--algo", "npg", *given]) == ["--algo", "npg", *given]
+        assert with_defaults("train", ["--algo", "npg", *given]) == ["--algo", "npg", *given, *one_thread]
     # The zoo's own algorithms keep the zoo's files
-    assert with_defaults("train", ["--algo", "ppo"]) == ["--algo", "ppo"]
-    assert with_defaults("enjoy", ["--env", "CartPole-v1"]) == ["--env", "CartPole-v1", "--algo", "npg"]
+    assert with_defaults("train", ["--algo", "ppo"]) == ["--algo", "ppo", *one_thread]
+    assert with_defaults("enjoy", ["--env", "CartPole-v1"]) == ["--env", "CartPole-v1", "--algo", "npg", *one_thread]
+    assert with_defaults("record_video", ["--env", "CartPole-v1"]) == ["--env", "CartPole-v1", "--algo", "npg"]
     assert with_defaults("plot_train", ["-a", "npg"]) == ["-a", "npg"]
+    # A user's thread count wins, however it is spelled
+    for given in (["--num-threads", "4"], ["--num-threads=0"], ["--num-thr", "2"]):
+        assert with_defaults("enjoy", ["--algo", "npg", *given]) == ["--algo", "npg", *given]
+
+
+@pytest.mark.parametrize("flags, threads", [([], 1), (["--num-threads", "0"], 3)])
+def test_torch_threads_of_training(flags, threads, tmp_path, monkeypatch):
+    # One torch thread per training process unless --num-threads says otherwise (0: torch's default, kept)
+    th.set_num_threads(3)  # the autouse fixture restores the test's own count afterwards
+    args = ["train", "--algo", "npg", "--env", "CartPole-v1", "-n", "64", "-f", str(tmp_path / "logs"), "--seed", "0"]
+    call([*args, "-params", "n_steps:32", "batch_size:64", "n_critic_updates:1", *flags], monkeypatch)
+    assert list((tmp_path / "logs" / "npg").glob("CartPole-v1_1/CartPole-v1.zip"))  # it trained
+    assert th.get_num_threads() == threads
 
 
 @pytest.mark.slow

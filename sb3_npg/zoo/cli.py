@@ -10,7 +10,11 @@ the command line
 * adds ``--algo npg`` when no ``--algo`` is given (``train``, ``enjoy``, ``record_video``),
 * adds ``--conf-file <sb3_npg/zoo/hyperparams/<algo>.yml>`` to ``train`` when the algorithm is ours and
   no ``-conf``/``--conf-file`` is given (the zoo would otherwise look for ``<algo>.yml`` inside its
-  own package).
+  own package),
+* adds ``--num-threads 1`` to ``train`` and ``enjoy`` when no ``--num-threads`` is given: one torch
+  thread per process (``--num-threads 0`` keeps torch's default of one thread per core). Small
+  policies gain little from more threads, and processes that share the cores (several seeds, or a
+  busy machine) slow down many times over when each runs several.
 """
 
 import argparse
@@ -26,6 +30,8 @@ from sb3_npg.zoo.registry import default_conf_file, register
 
 OUR_ALGOS = ("npg", "klppo")
 DEFAULT_ALGO = "npg"
+# torch threads per process, unless ``--num-threads`` says otherwise (0 or less: torch's default)
+DEFAULT_NUM_THREADS = 1
 
 
 class _Command(NamedTuple):
@@ -44,6 +50,8 @@ COMMANDS: dict[str, _Command] = {
 }
 # Sub-commands that take ``--algo`` (the others take the zoo's own plotting flags)
 _ALGO_COMMANDS = ("train", "enjoy", "record_video")
+# Sub-commands that take the zoo's ``--num-threads``
+_THREAD_COMMANDS = ("train", "enjoy")
 
 _EPILOG = """\
 examples:
@@ -52,6 +60,10 @@ examples:
   sb3-npg train --algo klppo --env CartPole-v1 -optimize --n-trials 50 --n-jobs 1 \\
       --storage sqlite:///klppo.db --study-name klppo-cartpole
   sb3-npg plot_train --algo npg --env Pendulum-v1 -f logs
+
+train and enjoy run torch on one thread (--num-threads 1) unless --num-threads says otherwise;
+--num-threads 0 gives torch's default (one thread per core), faster only for large networks on an
+otherwise idle machine.
 
 Distributed tuning: start the same `train ... -optimize` command, with the same --storage and
 --study-name, on as many processes or machines as you like; they share the study's trials.
@@ -93,7 +105,8 @@ def with_defaults(command: str, args: Sequence[str]) -> list[str]:
     The arguments of a zoo sub-command with this package's defaults added.
 
     ``--algo npg`` is added when no algorithm is given; for ``train`` with ``npg`` or ``klppo``,
-    ``--conf-file`` pointing at the shipped hyperparameter file is added unless the user gave one.
+    ``--conf-file`` pointing at the shipped hyperparameter file is added unless the user gave one;
+    for ``train`` and ``enjoy``, ``--num-threads 1`` is added unless the user gave a thread count.
     Flags are recognised the way the zoo's parser reads them (``--algo=x``, unambiguous prefixes,
     ``-conf``); arguments that cannot be read are passed on untouched for the zoo to report.
 
@@ -108,6 +121,8 @@ def with_defaults(command: str, args: Sequence[str]) -> list[str]:
     peek.add_argument("--algo", default=None)
     if command == "train":
         peek.add_argument("-conf", "--conf-file", default=None)
+    if command in _THREAD_COMMANDS:
+        peek.add_argument("--num-threads", default=None)
     try:
         known, _ = peek.parse_known_args(args)
     except _ParseError:
@@ -118,6 +133,8 @@ def with_defaults(command: str, args: Sequence[str]) -> list[str]:
         args += ["--algo", algo]
     if command == "train" and algo in OUR_ALGOS and known.conf_file is None:
         args += ["--conf-file", default_conf_file(algo)]
+    if command in _THREAD_COMMANDS and known.num_threads is None:
+        args += ["--num-threads", str(DEFAULT_NUM_THREADS)]
     return args
 
 

@@ -3,11 +3,12 @@ KLPPO quickstart: PPO with an adaptive KL penalty instead of ratio clipping, on 
 
     python examples/klppo_quickstart.py
     python examples/klppo_quickstart.py --kl-adaptation adaptive   # the PPO paper's beta rule
-    python examples/klppo_quickstart.py --timesteps 5000
+    python examples/klppo_quickstart.py --timesteps 5000 --output-dir klppo_output
 """
 
 import argparse
 import os
+import tempfile
 
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -20,7 +21,9 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=int(os.environ.get("SB3_NPG_EXAMPLE_TIMESTEPS", 100_000)))
     parser.add_argument("--kl-adaptation", default=None, help="how beta adapts (default: KLPPO's default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output-dir", default=None, help="where to save the model (default: a new temporary folder)")
     args = parser.parse_args()
+    output_dir = args.output_dir or tempfile.mkdtemp(prefix="klppo_quickstart_")
 
     env = make_vec_env("CartPole-v1", n_envs=8, seed=args.seed)
     extra = {} if args.kl_adaptation is None else {"kl_adaptation": args.kl_adaptation}
@@ -42,8 +45,10 @@ def main() -> None:
 
     eval_env = make_vec_env("CartPole-v1", n_envs=1, seed=args.seed + 1000)
     mean_return, std_return = evaluate_policy(model, eval_env, n_eval_episodes=5, deterministic=True)
-    print(f"KLPPO on CartPole-v1 after {args.timesteps} steps: {mean_return:.1f} +/- {std_return:.1f}")
-    model.save("klppo_cartpole")
+    print(f"KLPPO on CartPole-v1 after {model.num_timesteps} steps: {mean_return:.1f} +/- {std_return:.1f}")
+    model_path = os.path.join(output_dir, "klppo_cartpole")
+    model.save(model_path)
+    print(f"Model saved to {model_path}.zip")
 
 
 if __name__ == "__main__":

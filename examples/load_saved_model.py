@@ -2,11 +2,12 @@
 Save and load: a model trained on a normalized environment, its ``VecNormalize`` statistics, and
 training resumed from the saved files. Also shows where the zoo's command line saves its models.
 
-    python examples/load_saved_model.py --timesteps 20000
+    python examples/load_saved_model.py --timesteps 20000 --output-dir saved_models
 """
 
 import argparse
 import os
+import tempfile
 
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -18,18 +19,22 @@ from sb3_npg import NPG
 def main() -> None:
     parser = argparse.ArgumentParser(description="Save, load and resume an NPG model with VecNormalize.")
     parser.add_argument("--timesteps", type=int, default=int(os.environ.get("SB3_NPG_EXAMPLE_TIMESTEPS", 20_000)))
-    parser.add_argument("--save-dir", default="saved_models")
+    parser.add_argument(
+        "--output-dir", default=None, help="where to save the model and its statistics (default: a new temporary folder)"
+    )
     args = parser.parse_args()
-    os.makedirs(args.save_dir, exist_ok=True)
-    model_path = os.path.join(args.save_dir, "npg_mountaincar_continuous")
-    stats_path = os.path.join(args.save_dir, "vecnormalize.pkl")
+    output_dir = args.output_dir or tempfile.mkdtemp(prefix="load_saved_model_")
+    os.makedirs(output_dir, exist_ok=True)
+    model_path = os.path.join(output_dir, "npg_mountaincar_continuous")
+    stats_path = os.path.join(output_dir, "vecnormalize.pkl")
 
     # Train and save the model and the normalization statistics (both are needed to use it)
     env = VecNormalize(make_vec_env("MountainCarContinuous-v0", n_envs=2, seed=0), gamma=0.99)
-    model = NPG("MlpPolicy", env, n_steps=512, use_sde=True, sde_sample_freq=4, seed=0)
+    model = NPG("MlpPolicy", env, n_steps=512, use_sde=True, sde_sample_freq=4, verbose=1, seed=0)
     model.learn(args.timesteps)
     model.save(model_path)
     env.save(stats_path)
+    print(f"saved {model_path}.zip and {stats_path}")
 
     # Load for evaluation: statistics frozen, rewards reported unnormalized
     eval_env = VecNormalize.load(stats_path, make_vec_env("MountainCarContinuous-v0", n_envs=1, seed=1000))
@@ -41,7 +46,7 @@ def main() -> None:
 
     # Resume training where it stopped: same statistics, timestep counter kept
     train_env = VecNormalize.load(stats_path, make_vec_env("MountainCarContinuous-v0", n_envs=2, seed=1))
-    resumed = NPG.load(model_path, env=train_env)
+    resumed = NPG.load(model_path, env=train_env, verbose=1)
     resumed.learn(args.timesteps, reset_num_timesteps=False)
     print(f"resumed model has seen {resumed.num_timesteps} steps")
 

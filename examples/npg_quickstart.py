@@ -3,11 +3,12 @@ NPG quickstart: train a natural-policy-gradient agent on Pendulum, evaluate it, 
 
     python examples/npg_quickstart.py                 # 100k steps, a few minutes on a laptop CPU
     python examples/npg_quickstart.py --trpo          # the same with TRPO's line search
-    python examples/npg_quickstart.py --timesteps 5000
+    python examples/npg_quickstart.py --timesteps 5000 --output-dir npg_output
 """
 
 import argparse
 import os
+import tempfile
 
 import gymnasium as gym
 from stable_baselines3.common.env_util import make_vec_env
@@ -21,7 +22,9 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=int(os.environ.get("SB3_NPG_EXAMPLE_TIMESTEPS", 100_000)))
     parser.add_argument("--trpo", action="store_true", help="backtrack each step on the measured KL (TRPO)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output-dir", default=None, help="where to save the model (default: a new temporary folder)")
     args = parser.parse_args()
+    output_dir = args.output_dir or tempfile.mkdtemp(prefix="npg_quickstart_")
 
     env = make_vec_env("Pendulum-v1", n_envs=2, seed=args.seed)
     model = NPG(
@@ -42,10 +45,12 @@ def main() -> None:
     # Deterministic evaluation on a separate environment
     eval_env = make_vec_env("Pendulum-v1", n_envs=1, seed=args.seed + 1000)
     mean_return, std_return = evaluate_policy(model, eval_env, n_eval_episodes=5, deterministic=True)
-    print(f"NPG on Pendulum-v1 after {args.timesteps} steps: {mean_return:.1f} +/- {std_return:.1f}")
+    print(f"NPG on Pendulum-v1 after {model.num_timesteps} steps: {mean_return:.1f} +/- {std_return:.1f}")
 
-    model.save("npg_pendulum")
-    loaded = NPG.load("npg_pendulum")
+    model_path = os.path.join(output_dir, "npg_pendulum")
+    model.save(model_path)
+    print(f"Model saved to {model_path}.zip")
+    loaded = NPG.load(model_path)
     env_one = gym.make("Pendulum-v1")
     obs, _ = env_one.reset(seed=args.seed)
     action, _ = loaded.predict(obs, deterministic=True)

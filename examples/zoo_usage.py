@@ -17,6 +17,7 @@ hyperparameters without the zoo's command line.
 
 import argparse
 import os
+import tempfile
 
 from sb3_npg import NPG
 from sb3_npg.zoo.cli import main as sb3_npg_cli
@@ -26,15 +27,16 @@ from sb3_npg.zoo.config import build_model, hyperparams_path, load_hyperparams
 def main() -> None:
     parser = argparse.ArgumentParser(description="Train and replay NPG through rl-baselines3-zoo.")
     parser.add_argument("--timesteps", type=int, default=int(os.environ.get("SB3_NPG_EXAMPLE_TIMESTEPS", 20_000)))
-    parser.add_argument("--log-folder", default="logs")
+    parser.add_argument("--output-dir", default=None, help="the zoo's log folder (default: a new temporary folder)")
     args = parser.parse_args()
+    log_folder = args.output_dir or tempfile.mkdtemp(prefix="zoo_usage_")
 
-    # Same as: sb3-npg train --algo npg --env CartPole-v1 -n <timesteps> -f logs --seed 0
-    sb3_npg_cli(
-        ["train", "--algo", "npg", "--env", "CartPole-v1", "-n", str(args.timesteps), "-f", args.log_folder, "--seed", "0"]
-    )
-    # Same as: sb3-npg enjoy --algo npg --env CartPole-v1 -f logs --no-render -n 500
-    sb3_npg_cli(["enjoy", "--algo", "npg", "--env", "CartPole-v1", "-f", args.log_folder, "--no-render", "-n", "500"])
+    # Same as: sb3-npg train --algo npg --env CartPole-v1 -n <timesteps> -f <log folder> --seed 0
+    sb3_npg_cli(["train", "--algo", "npg", "--env", "CartPole-v1", "-n", str(args.timesteps), "-f", log_folder, "--seed", "0"])
+    # Same as: sb3-npg enjoy --algo npg --env CartPole-v1 -f <log folder> --no-render -n 1000
+    # (CartPole's episodes last at most 500 steps, so 1000 steps end at least one and print its reward)
+    sb3_npg_cli(["enjoy", "--algo", "npg", "--env", "CartPole-v1", "-f", log_folder, "--no-render", "-n", "1000"])
+    print(f"the run is saved in {os.path.join(log_folder, 'npg')}")
 
     # The shipped hyperparameters, read without the zoo
     print(f"NPG's CartPole-v1 entry in {hyperparams_path('npg')}: {load_hyperparams('npg', 'CartPole-v1')}")

@@ -225,7 +225,7 @@ def test_fixed_beta_may_lie_outside_the_bounds_and_defaults_are_valid():
     KLPPO("MlpPolicy", "Pendulum-v1", kl_coef=0.0, kl_adaptation="fixed")
     KLPPO("MlpPolicy", "Pendulum-v1", batch_size=1, normalize_advantage=False)
     model = KLPPO("MlpPolicy", "Pendulum-v1")
-    assert model.kl_adaptation == "tracking" and model.kl_coef == 1.0 and model.target_kl == 0.01
+    assert model.kl_adaptation == "tracking" and model.kl_coef == 1.0 and model.target_kl(1.0) == 0.01
     assert model.clip_range is None and model.lr_multiplier == 1.0
 
 

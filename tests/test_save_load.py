@@ -1,9 +1,17 @@
 """save/load, continued learning, get/set_parameters and predict survive a round trip for both algorithms."""
 
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch as th
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.utils import ConstantSchedule, FloatSchedule, LinearSchedule
 from stable_baselines3.common.vec_env import VecNormalize
 
 import sb3_npg
@@ -37,8 +45,9 @@ def test_save_load_round_trip(algo, env_id, tmp_path):
     assert params["policy.optimizer"]["state"].keys() == loaded_params["policy.optimizer"]["state"].keys()
     for index, state in params["policy.optimizer"]["state"].items():
         assert th.equal(state["exp_avg"], loaded_params["policy.optimizer"]["state"][index]["exp_avg"])
-    for key in ("n_steps", "batch_size", "gamma", "target_kl"):
+    for key in ("n_steps", "batch_size", "gamma"):
         assert getattr(loaded, key) == getattr(model, key)
+    assert loaded.target_kl(0.5) == model.target_kl(0.5)
 
     loaded.learn(128, reset_num_timesteps=False)
     assert loaded.num_timesteps == 256
@@ -81,3 +90,87 @@ def test_vec_normalize_statistics_saved_beside_the_model(algo, tmp_path):
     assert np.allclose(restored.obs_rms.mean, env.obs_rms.mean)
     loaded = algo.load(tmp_path / "model", env=restored)
     loaded.learn(128, reset_num_timesteps=False)
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SCHEDULE_ARGS = {
+    sb3_npg.NPG: dict(target_kl=0.02),
+    sb3_npg.KLPPO: dict(target_kl=0.02, clip_range=0.2, clip_range_vf=0.5),
+}
+
+
+@pytest.mark.parametrize("algo", ALGOS, ids=_algo_id)
+def test_schedule_arguments_are_stored_as_sb3_schedule_objects(algo):
+    model = algo("MlpPolicy", "CartPole-v1", seed=0, **SMALL, **SCHEDULE_ARGS[algo])
+    for key, value in SCHEDULE_ARGS[algo].items():
+        schedule = getattr(model, key)
+        assert isinstance(schedule, FloatSchedule), key
+        assert isinstance(schedule.value_schedule, ConstantSchedule), key
+        assert schedule(0.3) == value
+    annealed = algo("MlpPolicy", "CartPole-v1", seed=0, **SMALL, target_kl=LinearSchedule(0.02, 0.0, 1.0))
+    assert isinstance(annealed.target_kl, FloatSchedule) and annealed.target_kl(0.5) == pytest.approx(0.01)
+
+
+_LOAD_IN_FRESH_PROCESS = """
+import json, sys
+import numpy as np
+import sb3_npg
+algo = getattr(sb3_npg, sys.argv[1])
+model = algo.load(sys.argv[2], device="cpu")
+observations = np.load(sys.argv[3])
+actions, _ = model.predict(observations, deterministic=True)
+keys = [key for key in ("target_kl", "clip_range", "clip_range_vf") if hasattr(model, key)]
+print(json.dumps({
+    "types": {key: type(getattr(model, key)).__name__ for key in keys},
+    "values": {key: [getattr(model, key)(p) for p in (1.0, 0.5, 0.0)] for key in keys},
+    "actions": actions.tolist(),
+}))
+"""
+
+
+@pytest.mark.parametrize("algo", ALGOS, ids=_algo_id)
+def test_save_then_load_in_a_fresh_process(algo, tmp_path):
+    kwargs = {**SCHEDULE_ARGS[algo], "target_kl": LinearSchedule(0.02, 0.0, 1.0)}
+    model = algo("MlpPolicy", "CartPole-v1", seed=0, device="cpu", **SMALL, **kwargs)
+    model.learn(64)
+    model.save(tmp_path / "model")
+    observations = np.stack([model.observation_space.sample() for _ in range(8)])
+    np.save(tmp_path / "obs.npy", observations)
+    with zipfile.ZipFile(tmp_path / "model.zip") as archive:
+        data = archive.read("data").decode()
+    assert "<lambda>" not in data and "<locals>" not in data
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.run(
+        [sys.executable, "-c", _LOAD_IN_FRESH_PROCESS, algo.__name__, str(tmp_path / "model.zip"), str(tmp_path / "obs.npy")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert process.returncode == 0, process.stderr
+    loaded = json.loads(process.stdout.strip().splitlines()[-1])
+    for key in kwargs:
+        assert loaded["types"][key] == "FloatSchedule"
+        assert loaded["values"][key] == pytest.approx([getattr(model, key)(p) for p in (1.0, 0.5, 0.0)])
+    assert loaded["actions"] == model.predict(observations, deterministic=True)[0].tolist()
+
+
+@pytest.mark.parametrize("algo", ALGOS, ids=_algo_id)
+def test_zip_saved_by_version_0_1_0_loads_predicts_and_learns(algo):
+    # Saved by sb3-npg 0.1.0: CartPole-v1, n_steps=64, batch_size=32, net_arch=[8], seed=0, 64 steps learned
+    # (KLPPO with clip_range=0.2)
+    path = FIXTURES / f"{algo.__name__.lower()}_cartpole_v0.1.0.zip"
+    model = algo.load(path, env=make_vec_env("CartPole-v1", n_envs=1, seed=0), device="cpu")
+    assert isinstance(model.target_kl, FloatSchedule) and model.target_kl(0.5) == pytest.approx(0.01)
+    if algo is not sb3_npg.NPG:
+        assert isinstance(model.clip_range, FloatSchedule) and model.clip_range(0.5) == pytest.approx(0.2)
+        assert model.clip_range_vf is None
+    assert not any(key.endswith("_schedule") and key != "lr_schedule" for key in vars(model))
+    observations = np.stack([model.observation_space.sample() for _ in range(8)])
+    actions, _ = model.predict(observations, deterministic=True)
+    assert all(model.action_space.contains(action) for action in actions)
+    model.learn(64, reset_num_timesteps=False)
+    assert model.num_timesteps == 128
+    assert model.logger.name_to_value["train/update_skipped"] == 0.0

@@ -9,21 +9,22 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import PyTorchObs
-
-try:  # stable-baselines3 >= 2.6
-    from stable_baselines3.common.utils import FloatSchedule as _FloatSchedule
-except ImportError:  # pragma: no cover - older stable-baselines3
-    from stable_baselines3.common.utils import get_schedule_fn as _FloatSchedule  # type: ignore[assignment]
+from stable_baselines3.common.utils import FloatSchedule
 
 
-def as_schedule(value: float | Callable[[float], float]) -> Callable[[float], float]:
+def as_schedule(value: float | Callable[[float], float]) -> FloatSchedule:
     """
-    Turn a constant or a schedule of the progress remaining (1 -> 0) into a schedule returning floats.
+    Turn a constant or a schedule of the progress remaining (1 -> 0) into SB3's ``FloatSchedule``.
+
+    A constant becomes ``FloatSchedule(ConstantSchedule(value))``, as SB3 stores ``learning_rate`` and PPO's
+    ``clip_range``: plain objects that pickle by class, so that a saved model loads on another machine or
+    Python version. A callable is wrapped as it is (pass SB3's ``LinearSchedule`` rather than a lambda for a
+    portable annealed value).
 
     :param value: a float, or a function of the progress remaining
     :return: the schedule
     """
-    return _FloatSchedule(value)
+    return FloatSchedule(value)
 
 
 def flat_concat(tensors: Sequence[th.Tensor]) -> th.Tensor:

@@ -268,10 +268,10 @@ class KLPPO(OnPolicyAlgorithm):
             check_rollout_size(n_steps, self.env.num_envs, batch_size, normalize_advantage)
         self.batch_size = batch_size
         self.n_epochs = n_epochs
-        self.clip_range = clip_range
-        self.clip_range_vf = clip_range_vf
+        self.clip_range = None if clip_range is None else as_schedule(clip_range)
+        self.clip_range_vf = None if clip_range_vf is None else as_schedule(clip_range_vf)
         self.normalize_advantage = normalize_advantage
-        self.target_kl = target_kl
+        self.target_kl = as_schedule(target_kl)
         self.kl_adaptation = kl_adaptation
         self.kl_coef_min = kl_coef_min
         self.kl_coef_max = kl_coef_max
@@ -291,9 +291,12 @@ class KLPPO(OnPolicyAlgorithm):
 
     def _setup_model(self) -> None:
         super()._setup_model()
-        self.target_kl_schedule = as_schedule(self.target_kl)
-        self.clip_range_schedule = None if self.clip_range is None else as_schedule(self.clip_range)
-        self.clip_range_vf_schedule = None if self.clip_range_vf is None else as_schedule(self.clip_range_vf)
+        # Schedules are stored as SB3's schedule objects (never as lambdas), so that a saved model is portable
+        self.target_kl = as_schedule(self.target_kl)
+        self.clip_range = None if self.clip_range is None else as_schedule(self.clip_range)
+        self.clip_range_vf = None if self.clip_range_vf is None else as_schedule(self.clip_range_vf)
+        for name in ("target_kl_schedule", "clip_range_schedule", "clip_range_vf_schedule"):
+            self.__dict__.pop(name, None)  # held by models saved with version 0.1.0
         # Two parameter groups, so that the step-size controller scales the actor's learning rate only:
         # group 0 holds every parameter that feeds the action distribution (a shared features
         # extractor included), group 1 the critic's own parameters.
@@ -325,9 +328,9 @@ class KLPPO(OnPolicyAlgorithm):
         """
         self.policy.set_training_mode(True)
         progress = self._current_progress_remaining
-        target_kl = self.target_kl_schedule(progress)
-        clip_range = None if self.clip_range_schedule is None else self.clip_range_schedule(progress)
-        clip_range_vf = None if self.clip_range_vf_schedule is None else self.clip_range_vf_schedule(progress)
+        target_kl = self.target_kl(progress)
+        clip_range = None if self.clip_range is None else self.clip_range(progress)
+        clip_range_vf = None if self.clip_range_vf is None else self.clip_range_vf(progress)
         lr_multiplier = self.lr_multiplier
         learning_rate = self._set_learning_rates()
         self._snapshot_policy()

@@ -189,7 +189,7 @@ class NPG(OnPolicyAlgorithm):
         self.line_search_max_iter = line_search_max_iter
         self.n_critic_updates = n_critic_updates
         self.normalize_advantage = normalize_advantage
-        self.target_kl = target_kl
+        self.target_kl = as_schedule(target_kl)
         self.sub_sampling_factor = sub_sampling_factor
         self._skip_warned = False
 
@@ -198,7 +198,9 @@ class NPG(OnPolicyAlgorithm):
 
     def _setup_model(self) -> None:
         super()._setup_model()
-        self.target_kl_schedule = as_schedule(self.target_kl)
+        # Schedules are stored as SB3's schedule objects (never as lambdas), so that a saved model is portable
+        self.target_kl = as_schedule(self.target_kl)
+        self.__dict__.pop("target_kl_schedule", None)  # held by models saved with version 0.1.0
         # The natural-gradient step owns every parameter that feeds the action distribution
         # (a shared features extractor included); the critic's optimizer gets only the rest.
         self.actor_params, self.critic_params = split_actor_critic(self.policy)
@@ -217,7 +219,7 @@ class NPG(OnPolicyAlgorithm):
         """
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
-        target_kl = self.target_kl_schedule(self._current_progress_remaining)
+        target_kl = self.target_kl(self._current_progress_remaining)
 
         # Policy step (skipped, with the critic, if the rollout or the step is not finite)
         rollout = next(iter(self.rollout_buffer.get(batch_size=None)))

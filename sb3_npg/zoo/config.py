@@ -10,6 +10,7 @@ import torch as th
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecNormalize
 
 HYPERPARAMS_DIR = Path(__file__).parent / "hyperparams"
@@ -97,18 +98,16 @@ def load_hyperparams(algo: str, env_id: str) -> dict[str, Any]:
     return dict(entries[env_id])
 
 
-def linear_schedule(initial_value: float) -> Any:
+def linear_schedule(initial_value: float) -> LinearSchedule:
     """
     A schedule decreasing linearly from ``initial_value`` (at progress 1) to 0 (zoo's ``lin_<value>``).
+
+    SB3's ``LinearSchedule`` rather than a closure, so that a model saved with it loads anywhere.
 
     :param initial_value: the value at the start of training
     :return: the schedule
     """
-
-    def schedule(progress_remaining: float) -> float:
-        return progress_remaining * initial_value
-
-    return schedule
+    return LinearSchedule(start=initial_value, end=0.0, end_fraction=1.0)
 
 
 def _evaluate(key: str, text: str) -> Any:

@@ -1,5 +1,6 @@
 """Helpers shared by the algorithms: flat vectors, parameter ownership, actions, observation sub-sampling, input checks."""
 
+import copy
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -70,19 +71,33 @@ def actor_parameters(policy: ActorCriticPolicy) -> list[th.nn.Parameter]:
     actor when the distribution's parameters depend on it. This finds a shared features extractor,
     ``log_std`` and any custom layer without relying on parameter names.
 
+    The probe has no side effects: it runs in eval mode (BatchNorm uses its running statistics, Dropout
+    is off, one observation is enough), then restores the policy's mode and every buffer; the sample
+    observation comes from a copy of the observation space, whose random state is left as it was.
+
     :param policy: an SB3 actor-critic policy
     :return: the actor's parameters, in ``policy.parameters()`` order
     """
-    observation = policy.observation_space.sample()
+    observation = copy.deepcopy(policy.observation_space).sample()
     obs_tensor, _ = policy.obs_to_tensor(observation)
     params = [p for p in policy.parameters() if p.requires_grad]
-    with th.enable_grad():
-        outputs = _distribution_tensors(policy.get_distribution(obs_tensor))
-        if not outputs:
-            raise ValueError("the policy's action distribution has no parameters that depend on the policy's weights")
-        total = sum(out.sum() for out in outputs)
-        assert isinstance(total, th.Tensor)
-        grads = th.autograd.grad(total, params, allow_unused=True)
+    modes = {module: module.training for module in policy.modules()}
+    buffers = [(buffer, buffer.detach().clone()) for buffer in policy.buffers()]
+    policy.set_training_mode(False)
+    try:
+        with th.enable_grad():
+            outputs = _distribution_tensors(policy.get_distribution(obs_tensor))
+            if not outputs:
+                raise ValueError("the policy's action distribution has no parameters that depend on the policy's weights")
+            total = sum(out.sum() for out in outputs)
+            assert isinstance(total, th.Tensor)
+            grads = th.autograd.grad(total, params, allow_unused=True)
+    finally:
+        with th.no_grad():
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
+        for module, training in modes.items():
+            module.training = training
     return [p for p, g in zip(params, grads, strict=True) if g is not None]
 
 

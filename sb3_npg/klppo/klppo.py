@@ -506,9 +506,15 @@ class KLPPO(OnPolicyAlgorithm):
         return policy_actions(batch.actions, self.action_space)
 
     def _rollout_kl(self) -> float:
-        """``KL(pi_old || pi_new)`` averaged over every state of the rollout, in minibatch-sized chunks."""
+        """
+        ``KL(pi_old || pi_new)`` averaged over every state of the rollout, in minibatch-sized chunks.
+
+        Measured in eval mode, on the policy as it acts in rollouts and ``predict`` (Dropout off, BatchNorm's
+        running statistics), then the policy goes back to training mode.
+        """
         total = th.zeros((), dtype=th.float64, device=self.device)
         count = 0
+        self.policy.set_training_mode(False)
         with th.no_grad():
             for batch in self.rollout_buffer.get(self.batch_size):
                 new_distribution = self.policy.get_distribution(batch.observations)
@@ -517,6 +523,7 @@ class KLPPO(OnPolicyAlgorithm):
                 kl = policy_kl(old_distribution, new_distribution, actions, batch.old_log_prob, self.kl_estimator)
                 total += kl.to(th.float64).sum()
                 count += kl.shape[0]
+        self.policy.set_training_mode(True)
         return total.item() / count
 
     def _adapt(self, kl: float, target_kl: float, progress: float) -> None:

@@ -216,12 +216,21 @@ class NPG(OnPolicyAlgorithm):
         Update policy and value function using the currently gathered rollout buffer.
 
         Three phases: one natural-gradient step of the policy, the critic's fit, logging.
+
+        The policy step runs in eval mode, the critic's fit in training mode (SB3's mode for ``train()``).
+        The gradient, the Fisher and the line search's KL must all be of one deterministic function of the
+        parameters, and it must be the policy that collected the rollout (in eval mode, as SB3 collects
+        rollouts), so that the importance ratio is 1 and the KL 0 at the current parameters: in training mode
+        every forward pass would draw a new Dropout mask, and BatchNorm would normalise each batch (the full
+        rollout, the Fisher's sub-sample) with its own statistics. BatchNorm's running statistics are updated
+        by the critic's fit, as by SB3's PPO; in a features extractor that the actor shares, this also moves
+        the policy a little after its step.
         """
-        self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         target_kl = self.target_kl(self._current_progress_remaining)
 
-        # Policy step (skipped, with the critic, if the rollout or the step is not finite)
+        # Policy step in eval mode (skipped, with the critic, if the rollout or the step is not finite)
+        self.policy.set_training_mode(False)
         rollout = next(iter(self.rollout_buffer.get(batch_size=None)))
         start = time.perf_counter()
         if self._rollout_is_finite():
@@ -230,7 +239,8 @@ class NPG(OnPolicyAlgorithm):
             step = _PolicyStep(skipped="non-finite reward, advantage or return in the rollout")
         policy_step_time = time.perf_counter() - start
 
-        # Critic fit
+        # Critic fit in training mode
+        self.policy.set_training_mode(True)
         value_losses = self._fit_critic() if step.skipped is None else []
 
         # Logging

@@ -2,6 +2,7 @@
 
 import copy
 import math
+import numbers
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -118,13 +119,13 @@ def subsample_observations(observations: PyTorchObs, factor: int) -> PyTorchObs:
 
 def check_int(name: str, value: Any, minimum: int) -> None:
     """
-    Raise ``ValueError`` unless ``value`` is an integer ``>= minimum``.
+    Raise ``ValueError`` unless ``value`` is an integer ``>= minimum`` (Python or NumPy integer, not a bool).
 
     :param name: the parameter's name, for the message
     :param value: the value given
     :param minimum: the smallest allowed value
     """
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
@@ -137,7 +138,10 @@ def check_float(
     high_inclusive: bool = True,
 ) -> None:
     """
-    Raise ``ValueError`` unless ``value`` is a finite-or-bounded real number in the given interval.
+    Raise ``ValueError`` unless ``value`` is a finite real number in the given interval.
+
+    Infinities are refused even where a bound is infinite: a parameter without an upper bound accepts
+    any large finite value.
 
     :param name: the parameter's name, for the message
     :param value: the value given
@@ -149,8 +153,8 @@ def check_float(
     left = "[" if low_inclusive else "("
     right = "]" if high_inclusive else ")"
     allowed = f"{left}{low}, {high}{right}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise ValueError(f"{name} must be a number in {allowed}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number in {allowed}, got {value!r}")
     below = value < low or (value == low and not low_inclusive)
     above = value > high or (value == high and not high_inclusive)
     if below or above:

@@ -218,7 +218,7 @@ class KLPPO(OnPolicyAlgorithm):
             check_float_or_schedule("clip_range", clip_range, low=0.0, low_inclusive=False)
         if clip_range_vf is not None:
             check_float_or_schedule("clip_range_vf", clip_range_vf, low=0.0, low_inclusive=False)
-        check_float("ent_coef", ent_coef)
+        check_float("ent_coef", ent_coef, low=0.0)
         check_float("vf_coef", vf_coef, low=0.0)
         check_float("max_grad_norm", max_grad_norm, low=0.0, low_inclusive=False)
         check_int("sde_sample_freq", sde_sample_freq, -1)
@@ -226,8 +226,12 @@ class KLPPO(OnPolicyAlgorithm):
         if kl_adaptation not in KL_ADAPTATIONS:
             raise ValueError(f"kl_adaptation must be one of {KL_ADAPTATIONS}, got {kl_adaptation!r}")
         check_float("kl_coef_min", kl_coef_min, low=0.0)
-        check_float("kl_coef_max", kl_coef_max, low=kl_coef_min)
-        check_float("kl_coef", kl_coef, low=0.0, high=float("inf"), high_inclusive=False)
+        check_float("kl_coef_max", kl_coef_max, low=0.0)
+        if kl_coef_min > kl_coef_max:
+            raise ValueError(
+                f"kl_coef_min and kl_coef_max must satisfy kl_coef_min <= kl_coef_max, got {kl_coef_min} > {kl_coef_max}"
+            )
+        check_float("kl_coef", kl_coef, low=0.0)
         if kl_adaptation != "fixed":
             check_float("kl_coef", kl_coef, low=kl_coef_min, high=kl_coef_max)
         check_float("kl_dual_lr", kl_dual_lr, low=0.0)
@@ -237,7 +241,7 @@ class KLPPO(OnPolicyAlgorithm):
             raise ValueError(f"kl_estimator must be one of {KL_ESTIMATORS}, got {kl_estimator!r}")
         check_float("kl_lr_gain", kl_lr_gain, low=0.0, high=1.0)
         check_float("kl_lr_min", kl_lr_min, low=0.0, high=1.0, low_inclusive=False)
-        check_float("kl_lr_max", kl_lr_max, low=1.0, high=float("inf"), high_inclusive=False)
+        check_float("kl_lr_max", kl_lr_max, low=1.0)
         check_int("stats_window_size", stats_window_size, 1)
 
         super().__init__(

@@ -107,9 +107,63 @@ def test_critic_fit_never_moves_the_actor():
     model.learn(128)  # one update, fills the buffer
     actor_before = _snapshot(model.actor_params)
     critic_before = _snapshot(model.critic_params)
-    losses = model._fit_critic()
-    assert len(losses) == 5 * 4
+    fit = model._fit_critic()
+    assert fit.minibatches == 5 * 4 and fit.dropped_minibatches == 0
     assert _unchanged(model.actor_params, actor_before)
+    assert not _unchanged(model.critic_params, critic_before)
+
+
+SYNC_METHODS = ("item", "__bool__", "__float__", "__int__", "tolist")
+
+
+def test_critic_fit_syncs_once_per_minibatch(monkeypatch):
+    model = NPG("MlpPolicy", "Pendulum-v1", n_steps=128, n_critic_updates=3, batch_size=32, seed=0)
+    model.learn(128)
+    counting = [True]
+    syncs = [0]
+    for name in SYNC_METHODS:
+        original = getattr(th.Tensor, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            syncs[0] += counting[0]
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(th.Tensor, name, counted)
+    step = model.policy.optimizer.step
+
+    def optimizer_step(*args, **kwargs):  # the optimizer's own bookkeeping is not the fit's
+        counting[0] = False
+        try:
+            return step(*args, **kwargs)
+        finally:
+            counting[0] = True
+
+    monkeypatch.setattr(model.policy.optimizer, "step", optimizer_step)
+    fit = model._fit_critic()
+    monkeypatch.undo()
+    assert fit.minibatches == 3 * 4
+    assert syncs[0] <= fit.minibatches + 1  # one fused check per minibatch, one read of the losses
+
+
+def test_critic_fit_drops_and_counts_non_finite_minibatches(monkeypatch):
+    model = NPG("MlpPolicy", "Pendulum-v1", n_steps=128, n_critic_updates=2, batch_size=32, seed=0)
+    predict_values = model.policy.predict_values
+    calls = [0]
+
+    def poisoned(observations):  # every third minibatch of the fit has a NaN value
+        values = predict_values(observations)
+        calls[0] += 1
+        return values * float("nan") if calls[0] % 3 == 0 else values
+
+    model.learn(128)  # fills the buffer; the poison starts with the next fit
+    monkeypatch.setattr(model.policy, "predict_values", poisoned)
+    critic_before = _snapshot(model.critic_params)
+    model.train()
+    values = model.logger.name_to_value
+    assert values["train/critic_skipped_minibatches"] == 8 // 3
+    assert np.isfinite(values["train/value_loss"])
+    assert values["train/update_skipped"] == 0.0
+    assert all(th.isfinite(p).all() for p in model.critic_params)
     assert not _unchanged(model.critic_params, critic_before)
 
 

@@ -155,6 +155,7 @@ def check_float(
     allowed = f"{left}{low}, {high}{right}"
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number in {allowed}, got {value!r}")
+    value = float(value)
     below = value < low or (value == low and not low_inclusive)
     above = value > high or (value == high and not high_inclusive)
     if below or above:

@@ -52,6 +52,14 @@ class _PolicyStep(NamedTuple):
     std: float = float("nan")
 
 
+class _CriticFit(NamedTuple):
+    """What the critic's fit did (host numbers)."""
+
+    value_loss: float = float("nan")  # mean loss of the minibatches fitted
+    minibatches: int = 0  # minibatches fitted
+    dropped_minibatches: int = 0  # minibatches dropped for a non-finite loss or gradient
+
+
 class NPG(OnPolicyAlgorithm):
     """
     Natural Policy Gradient (NPG), with an optional TRPO line search.
@@ -241,11 +249,11 @@ class NPG(OnPolicyAlgorithm):
 
         # Critic fit in training mode
         self.policy.set_training_mode(True)
-        value_losses = self._fit_critic() if step.skipped is None else []
+        critic = self._fit_critic() if step.skipped is None else _CriticFit()
 
         # Logging
         self._n_updates += 1
-        self._log_update(step, value_losses, target_kl, policy_step_time)
+        self._log_update(step, critic, target_kl, policy_step_time)
 
     def _rollout_is_finite(self) -> bool:
         buffer = self.rollout_buffer
@@ -369,22 +377,31 @@ class NPG(OnPolicyAlgorithm):
             return _PolicyStep(skipped=None, kl=0.0, surrogate_improvement=0.0, **ls_stats, **stats)
         return _PolicyStep(skipped=None, kl=kl, surrogate_improvement=improvement, **ls_stats, **stats)
 
-    def _fit_critic(self) -> list[float]:
-        """Fit the value function on the returns with its own optimizer, never touching the actor's parameters."""
-        losses = []
+    def _fit_critic(self) -> _CriticFit:
+        """
+        Fit the value function on the returns with its own optimizer, never touching the actor's parameters.
+
+        A minibatch whose loss or gradient is not finite is dropped (the critic is kept as it is for it) and
+        counted. One host synchronisation per minibatch (a fused finiteness check of the loss and the whole
+        gradient); the losses add up on the device and are read once, at the end.
+        """
+        loss_sum = th.zeros((), device=self.device)
+        fitted, dropped = 0, 0
         for _ in range(self.n_critic_updates):
             for batch in self.rollout_buffer.get(self.batch_size):
                 values = self.policy.predict_values(batch.observations).flatten()
                 loss = F.mse_loss(batch.returns, values)
                 grads = th.autograd.grad(loss, self.critic_params, allow_unused=True, materialize_grads=True)
-                loss_value = loss.item()
-                if not np.isfinite(loss_value) or not all(th.isfinite(g).all() for g in grads):
-                    continue  # keep the critic as it is for this minibatch
+                if not th.isfinite(flat_concat([loss.detach(), *grads])).all():
+                    dropped += 1
+                    continue
                 for param, grad in zip(self.critic_params, grads, strict=True):
                     param.grad = grad
                 self.policy.optimizer.step()
-                losses.append(loss_value)
-        return losses
+                loss_sum += loss.detach()
+                fitted += 1
+        value_loss = loss_sum.item() / fitted if fitted else float("nan")
+        return _CriticFit(value_loss=value_loss, minibatches=fitted, dropped_minibatches=dropped)
 
     @staticmethod
     def _mean_entropy(distribution: Distribution) -> float:
@@ -396,7 +413,7 @@ class NPG(OnPolicyAlgorithm):
         inner = distribution.distribution
         return inner.scale.mean().item() if isinstance(inner, th.distributions.Normal) else float("nan")
 
-    def _log_update(self, step: _PolicyStep, value_losses: list[float], target_kl: float, policy_step_time: float) -> None:
+    def _log_update(self, step: _PolicyStep, critic: _CriticFit, target_kl: float, policy_step_time: float) -> None:
         self._skip_warned = report_skipped_update("NPG", step.skipped, self._n_updates, self.verbose, self._skip_warned)
 
         explained_var = explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten())
@@ -410,7 +427,8 @@ class NPG(OnPolicyAlgorithm):
             self.logger.record("train/line_search_success", step.line_search_success)
             self.logger.record("train/line_search_backtracks", step.line_search_backtracks)
         self.logger.record("train/policy_step_time", policy_step_time)
-        self.logger.record("train/value_loss", float(np.mean(value_losses)) if value_losses else float("nan"))
+        self.logger.record("train/value_loss", critic.value_loss)
+        self.logger.record("train/critic_skipped_minibatches", critic.dropped_minibatches)
         self.logger.record("train/explained_variance", explained_var)
         self.logger.record("train/entropy", step.entropy)
         if isinstance(self.action_space, spaces.Box):

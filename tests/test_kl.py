@@ -167,3 +167,23 @@ def test_exact_kl_gradient_matches_finite_differences(kind):
             ]
         )
     assert th.allclose(gradient, numeric, rtol=1e-6, atol=1e-9)
+
+
+class _LateRegisteredT(th.distributions.StudentT):
+    """A torch distribution whose KL is registered only after ``has_exact_kl`` has seen it."""
+
+
+def test_kl_pair_registered_after_first_use_is_found():
+    distribution = DiagGaussianDistribution(2).proba_distribution(th.zeros(3, 2), th.zeros(2))
+    distribution.distribution = _LateRegisteredT(5.0, th.zeros(3, 2), th.ones(3, 2))
+    assert not has_exact_kl(distribution)
+
+    @th.distributions.kl.register_kl(_LateRegisteredT, _LateRegisteredT)
+    def _kl(p, q):  # a stand-in closed form: zero for identical parameters, positive otherwise
+        return (p.loc - q.loc).pow(2) + (p.scale.log() - q.scale.log()).pow(2)
+
+    assert has_exact_kl(distribution)
+    other = DiagGaussianDistribution(2).proba_distribution(th.ones(3, 2), th.zeros(2))
+    other.distribution = _LateRegisteredT(5.0, th.ones(3, 2), th.ones(3, 2))
+    # "auto" now takes the registered closed form (the sample estimator would need actions)
+    assert th.allclose(policy_kl(distribution, other), th.full((3,), 2.0))

@@ -1,7 +1,5 @@
 """KL divergences between an old and a new policy: the closed form and a sample estimator."""
 
-import functools
-
 import torch as th
 from stable_baselines3.common.distributions import Distribution
 
@@ -26,8 +24,9 @@ def has_exact_kl(distribution: Distribution) -> bool:
     return all(_closed_form_kl_known(type(dist)) for dist in _torch_distributions(distribution))  # type: ignore[arg-type]
 
 
-@functools.cache
 def _closed_form_kl_known(dist_type: type) -> bool:
+    # Not cached here: torch memoizes the lookup itself and clears its memo on every ``register_kl``,
+    # so a pair registered after the first call is found.
     return th.distributions.kl._dispatch_kl(dist_type, dist_type) is not NotImplemented
 
 

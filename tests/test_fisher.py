@@ -21,7 +21,7 @@ from sb3_npg.common.fisher import (
     kl_hessian_vector_product,
     natural_step_size,
 )
-from sb3_npg.common.kl import exact_kl
+from sb3_npg.common.kl import exact_kl, has_exact_kl, policy_kl
 from sb3_npg.common.utils import flat_concat, subsample_observations, unflatten_like
 
 N_STATES, OBS_DIM, HIDDEN = 6, 3, 4
@@ -216,3 +216,35 @@ def test_subsample_observations_tensor_and_dict():
     sub = subsample_observations({"a": obs, "b": obs * 2}, 4)
     assert sub["a"].flatten().tolist() == [0, 4, 8]
     assert sub["b"].flatten().tolist() == [0, 8, 16]
+
+
+class StudentTDistribution(DiagGaussianDistribution):
+    """No closed-form metric in sb3_npg and no closed-form KL in PyTorch: the fallback uses the sample estimator."""
+
+    def proba_distribution(self, mean_actions, log_std):
+        self.distribution = th.distributions.StudentT(5.0, mean_actions, th.ones_like(mean_actions) * log_std.exp())
+        return self
+
+
+def test_fallback_through_the_sample_estimator_is_the_monte_carlo_fisher_of_the_actions():
+    """With no closed-form KL, the fallback's product is the mean score outer product of the sampled actions."""
+    policy = TinyPolicy("diag_gaussian")
+    policy.builder = lambda out, extra, h: StudentTDistribution(2).proba_distribution(out, extra)
+    distribution = policy.distribution(policy.theta)
+    assert not has_exact_kl(distribution) and distribution_parameters(distribution) is None
+    actions = distribution.sample().detach()
+    old_log_prob = distribution.log_prob(actions).detach()
+
+    def mean_kl():
+        with th.no_grad():
+            old = policy.distribution(policy.theta.detach())
+        return policy_kl(old, distribution, actions, old_log_prob).mean()
+
+    def monte_carlo_fisher(sampled):
+        scores = th.stack([th.autograd.grad(lp, policy.theta, retain_graph=True)[0] for lp in distribution.log_prob(sampled)])
+        return scores.T @ scores / N_STATES
+
+    product = _matrix(fisher_vector_product([policy.theta], distribution, mean_kl), policy.theta.numel())
+    assert th.allclose(product, monte_carlo_fisher(actions), atol=1e-10, rtol=1e-8)
+    # ... which is not the Fisher: another draw of the actions gives another matrix
+    assert not th.allclose(monte_carlo_fisher(actions), monte_carlo_fisher(distribution.sample().detach()), atol=1e-6)

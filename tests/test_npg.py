@@ -6,11 +6,14 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from stable_baselines3.common.distributions import DiagGaussianDistribution
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from sb3_npg import NPG
+from sb3_npg.common.fisher import distribution_parameters
+from sb3_npg.common.kl import has_exact_kl
 
 
 def _snapshot(params):
@@ -280,3 +283,31 @@ def test_halfcheetah_step_lands_near_target_kl():
     model.learn(2048)
     kl = log.values["train/kl"][0]
     assert 0.5 * 0.01 <= kl <= 1.5 * 0.01
+
+
+class StudentTDistribution(DiagGaussianDistribution):
+    """Student-t actions: no closed-form metric in sb3_npg and no closed-form KL in PyTorch."""
+
+    def proba_distribution(self, mean_actions, log_std):
+        self.distribution = th.distributions.StudentT(5.0, mean_actions, th.ones_like(mean_actions) * log_std.exp())
+        return self
+
+
+class StudentTPolicy(ActorCriticPolicy):
+    def _build(self, lr_schedule):
+        self.action_dist = StudentTDistribution(int(np.prod(self.action_space.shape)))
+        super()._build(lr_schedule)
+
+
+def test_learns_with_a_distribution_without_closed_form_metric_or_kl():
+    model = NPG(StudentTPolicy, "Pendulum-v1", n_steps=256, target_kl=0.01, policy_kwargs=dict(net_arch=[16]), seed=0)
+    rollout_distribution = model.policy.get_distribution(th.zeros(4, 3))
+    assert distribution_parameters(rollout_distribution) is None and not has_exact_kl(rollout_distribution)
+    log = RecordingLogger(model)
+    before = _snapshot(model.actor_params)
+    model.learn(512)
+    assert log.values["train/update_skipped"] == [0.0, 0.0]
+    assert not _unchanged(model.actor_params, before)
+    # the step is sized on the Monte Carlo Fisher of the actions taken; the sampled KL measures it
+    assert np.allclose(log.values["train/predicted_kl"], 0.01, rtol=1e-3)
+    assert all(0.5 * 0.01 < kl < 2 * 0.01 for kl in log.values["train/kl"])

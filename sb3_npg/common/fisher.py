@@ -8,7 +8,11 @@ policies produce. ``F v`` is then one Jacobian-vector product and one vector-Jac
 Jacobian-vector product uses the double-VJP trick: ``J^T w`` is built once (as a graph that is linear
 in a dummy ``w``) and differentiated with respect to ``w`` for every vector.
 
-For any other distribution :func:`kl_hessian_vector_product` differentiates the mean KL twice.
+For any other distribution :func:`kl_hessian_vector_product` differentiates a mean KL twice. That is the
+exact Fisher only when the KL is exact (PyTorch's closed form). With the sample estimator
+``(r - 1) - log r`` of the actions taken, its Hessian at ``theta' = theta`` is the mean outer product of
+the scores ``grad log pi(a_i|s_i)`` of those actions: a Monte Carlo estimate of the Fisher (one action per
+state, unbiased when the actions were drawn from the current policy), not the Fisher itself.
 """
 
 from collections.abc import Callable, Sequence
@@ -132,9 +136,11 @@ def kl_hessian_vector_product(params: Sequence[th.Tensor], mean_kl: th.Tensor, d
     """
     Build ``v -> (H v + damping v)`` with ``H`` the Hessian of ``mean_kl`` with respect to ``params``.
 
-    At ``theta_new = theta_old`` the Hessian of ``KL(pi_old || pi_new)`` is the Fisher matrix, so this
-    is the generic fallback for distributions without a closed-form metric. It costs a double
-    backward pass per product.
+    At ``theta_new = theta_old`` the Hessian of the exact ``KL(pi_old || pi_new)`` is the Fisher matrix,
+    so this is the generic fallback for distributions without a closed-form metric. What it computes is
+    the Hessian of ``mean_kl`` as given: for the sample estimator ``(r - 1) - log r`` of actions ``a_i``
+    (with ``r = 1`` at ``theta``), that Hessian is ``mean_i grad log pi(a_i|s_i) grad log pi(a_i|s_i)^T``,
+    the Monte Carlo Fisher of those actions. It costs a double backward pass per product.
 
     :param params: the parameters ``theta``
     :param mean_kl: the mean KL between a detached copy of the policy and the policy, as a function of ``params``
@@ -160,16 +166,18 @@ def fisher_vector_product(
     damping: float = 0.0,
 ) -> FisherVectorProduct:
     """
-    The cheapest exact Fisher-vector product available for ``distribution``.
+    The cheapest Fisher-vector product available for ``distribution``.
 
-    Uses :func:`gauss_newton_vector_product` when :func:`distribution_parameters` knows the
-    distribution, else :func:`kl_hessian_vector_product` on ``mean_kl()``.
+    Uses :func:`gauss_newton_vector_product` (the exact Fisher) when :func:`distribution_parameters`
+    knows the distribution, else :func:`kl_hessian_vector_product` on ``mean_kl()``: the exact Fisher
+    when ``mean_kl`` is a closed-form KL, the Monte Carlo Fisher of the sampled actions when it is the
+    sample estimator (see :func:`kl_hessian_vector_product`).
 
     :param params: the policy parameters the product is taken over
     :param distribution: the action distribution at the states the Fisher is averaged over,
         with a graph to ``params``
     :param mean_kl: called only for the fallback: returns the mean ``KL(pi_old || pi)`` at those states,
-        ``pi_old`` being a detached copy of ``distribution``
+        ``pi_old`` being a detached copy of ``distribution`` (closed form, or the sample estimator)
     :param damping: Tikhonov damping added to the product
     :return: the product on flat vectors
     """

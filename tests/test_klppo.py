@@ -19,6 +19,7 @@ from stable_baselines3.common.envs import (
     SimpleMultiObsEnv,
 )
 from stable_baselines3.common.logger import KVWriter, Logger
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.preprocessing import get_flattened_obs_dim
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import RolloutBufferSamples
@@ -594,3 +595,46 @@ def test_cuda():
     recorder = _learn(model, 2 * 32)
     assert recorder.series("train/update_skipped") == [0.0, 0.0]
     assert all(p.device.type == "cuda" for p in model._old_policy.parameters())
+
+
+class _AuditedPolicy(ActorCriticPolicy):
+    """Overrides the public methods KLPPO builds on, counting the calls."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls = {"evaluate_actions": 0, "get_distribution": 0}
+
+    def evaluate_actions(self, obs, actions):
+        self.calls["evaluate_actions"] += 1
+        return super().evaluate_actions(obs, actions)
+
+    def get_distribution(self, obs):
+        self.calls["get_distribution"] += 1
+        return super().get_distribution(obs)
+
+
+@pytest.mark.parametrize("kl_estimator", ["exact", "sample"])
+def test_custom_policy_overrides_of_the_public_methods_are_used(kl_estimator, monkeypatch):
+    model = KLPPO(_AuditedPolicy, "CartPole-v1", kl_estimator=kl_estimator, seed=0, **FAST)
+    model.learn(32)
+    model.policy.calls.update(evaluate_actions=0, get_distribution=0)
+    recorder = _record(model)
+    model.train()
+    model.logger.dump(0)
+    (dump,) = recorder.dumps
+    steps = int(dump["train/n_epochs"]) * 2  # two minibatches of 16 per epoch
+    assert model.policy.calls["evaluate_actions"] == steps
+    if kl_estimator == "exact":  # the closed form compares the policies' distributions
+        assert model.policy.calls["get_distribution"] >= steps
+    # an override that changes the loss is seen by the loss
+    batch = next(iter(model.rollout_buffer.get(16)))
+    reference = model.minibatch_loss(batch, clip_range=None, clip_range_vf=None)
+    original = _AuditedPolicy.evaluate_actions
+
+    def shifted(policy, obs, actions):
+        values, log_prob, entropy = original(policy, obs, actions)
+        return values + 1.0, log_prob, entropy
+
+    monkeypatch.setattr(_AuditedPolicy, "evaluate_actions", shifted)
+    shifted_loss = model.minibatch_loss(batch, clip_range=None, clip_range_vf=None)
+    assert not th.allclose(shifted_loss.value_loss, reference.value_loss)

@@ -71,6 +71,19 @@ def sample_kl(log_prob_old: th.Tensor, log_prob_new: th.Tensor) -> th.Tensor:
 KL_ESTIMATORS = ("auto", "exact", "sample")
 
 
+def uses_closed_form_kl(distribution: Distribution, estimator: str) -> bool:
+    """
+    Whether :func:`policy_kl` with this estimator takes the closed form for this distribution.
+
+    :param distribution: an SB3 distribution whose parameters have been set
+    :param estimator: ``"exact"``, ``"sample"`` or ``"auto"`` (closed form where PyTorch has one)
+    :return: True for the closed form, False for the sample estimator
+    """
+    if estimator not in KL_ESTIMATORS:
+        raise ValueError(f"estimator must be one of {KL_ESTIMATORS}, got {estimator!r}")
+    return estimator == "exact" or (estimator == "auto" and has_exact_kl(distribution))
+
+
 def policy_kl(
     old_distribution: Distribution,
     new_distribution: Distribution,
@@ -89,9 +102,7 @@ def policy_kl(
         (closed form where PyTorch has one, else the sample estimator)
     :return: a tensor of shape ``(n_states,)``
     """
-    if estimator not in KL_ESTIMATORS:
-        raise ValueError(f"estimator must be one of {KL_ESTIMATORS}, got {estimator!r}")
-    if estimator == "exact" or (estimator == "auto" and has_exact_kl(new_distribution)):
+    if uses_closed_form_kl(new_distribution, estimator):
         return exact_kl(old_distribution, new_distribution)
     if actions is None or log_prob_old is None:
         raise ValueError("the sample KL estimator needs the actions and their old log-probabilities")

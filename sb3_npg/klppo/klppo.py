@@ -5,14 +5,13 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import RolloutBuffer
-from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, RolloutBufferSamples, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, RolloutBufferSamples, Schedule
 from stable_baselines3.common.utils import explained_variance
 from torch.nn import functional as F
 
-from sb3_npg.common.kl import KL_ESTIMATORS, policy_kl
+from sb3_npg.common.kl import KL_ESTIMATORS, exact_kl, policy_kl, sample_kl, uses_closed_form_kl
 from sb3_npg.common.utils import (
     as_schedule,
     check_float,
@@ -454,11 +453,8 @@ class KLPPO(OnPolicyAlgorithm):
         :return: the loss and its terms; ``clip_fraction`` is 0 without clipping
         """
         actions = self._actions(batch)
-        values, distribution = self._evaluate(batch.observations)
-        log_prob = distribution.log_prob(actions)
-        entropy = distribution.entropy()
-        with th.no_grad():
-            old_distribution = self._old_policy.get_distribution(batch.observations)
+        values, log_prob, entropy = self.policy.evaluate_actions(batch.observations, actions)
+        values = values.flatten()
 
         advantages = batch.advantages
         if self.normalize_advantage and len(advantages) > 1:
@@ -476,7 +472,7 @@ class KLPPO(OnPolicyAlgorithm):
             clip_fraction = ((ratio - 1).abs() > clip_range).float().mean()
 
         # KL penalty
-        kl = policy_kl(old_distribution, distribution, actions, batch.old_log_prob, self.kl_estimator).mean()
+        kl = self._penalty_kl(batch, actions, log_prob).mean()
         kl_penalty = self.kl_coef * kl
 
         # Value function, clipped around the old values when asked
@@ -492,19 +488,18 @@ class KLPPO(OnPolicyAlgorithm):
             approx_kl = (th.expm1(log_ratio) - log_ratio).mean()
         return _MinibatchLoss(loss, policy_gradient_loss, kl, kl_penalty, value_loss, entropy_loss, approx_kl, clip_fraction)
 
-    def _evaluate(self, observations: PyTorchObs) -> tuple[th.Tensor, Distribution]:
-        """Values and action distribution in one forward pass (what ``evaluate_actions`` computes, distribution kept)."""
-        policy = self.policy
-        features = policy.extract_features(observations)
-        if policy.share_features_extractor:
-            assert isinstance(features, th.Tensor)
-            latent_pi, latent_vf = policy.mlp_extractor(features)
-        else:
-            pi_features, vf_features = features
-            latent_pi = policy.mlp_extractor.forward_actor(pi_features)
-            latent_vf = policy.mlp_extractor.forward_critic(vf_features)
-        distribution = policy._get_action_dist_from_latent(latent_pi)
-        return policy.value_net(latent_vf).flatten(), distribution
+    def _penalty_kl(self, batch: RolloutBufferSamples, actions: th.Tensor, log_prob: th.Tensor) -> th.Tensor:
+        """
+        ``KL(pi_old || pi_new)`` per state of the minibatch, through the policy's public methods.
+
+        The closed form compares ``get_distribution`` of the old and the current policy; the sample estimator
+        needs only ``log_prob``, the log-probabilities that ``evaluate_actions`` gave for the surrogate.
+        """
+        with th.no_grad():
+            old_distribution = self._old_policy.get_distribution(batch.observations)
+        if uses_closed_form_kl(old_distribution, self.kl_estimator):
+            return exact_kl(old_distribution, self.policy.get_distribution(batch.observations))
+        return sample_kl(batch.old_log_prob, log_prob)
 
     def _actions(self, batch: RolloutBufferSamples) -> th.Tensor:
         return policy_actions(batch.actions, self.action_space)

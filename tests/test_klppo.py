@@ -235,6 +235,11 @@ def test_batch_size_not_dividing_the_buffer_warns():
         KLPPO("MlpPolicy", "Pendulum-v1", n_steps=30, batch_size=16)
 
 
+def test_batch_size_larger_than_the_buffer_warns():
+    with pytest.warns(UserWarning, match="larger than the rollout buffer's size n_steps \\* n_envs = 64"):
+        KLPPO("MlpPolicy", "Pendulum-v1", n_steps=64, batch_size=1000)
+
+
 # --------------------------------------------------------------------------------------------------
 # Non-finite values
 # --------------------------------------------------------------------------------------------------

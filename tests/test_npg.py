@@ -67,6 +67,18 @@ def test_invalid_hyperparameters_raise_value_error(kwargs, name):
         NPG("MlpPolicy", "CartPole-v1", **kwargs)
 
 
+@pytest.mark.parametrize(
+    "n_steps, batch_size, message",
+    [(64, 1000, r"batch_size=1000 is larger than the rollout buffer's size"), (100, 64, "does not divide")],
+)
+def test_batch_size_not_fitting_the_rollout_warns(n_steps, batch_size, message):
+    with pytest.warns(UserWarning, match=message):
+        NPG("MlpPolicy", "CartPole-v1", n_steps=n_steps, batch_size=batch_size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        NPG("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=32)
+
+
 def test_target_kl_schedule_is_followed():
     model = NPG("MlpPolicy", "CartPole-v1", n_steps=64, target_kl=lambda progress: 0.01 + 0.02 * progress, seed=0)
     log = RecordingLogger(model)

@@ -206,8 +206,9 @@ def check_rollout_size(n_steps: int, n_envs: int, batch_size: int | None, normal
     """
     Check the rollout buffer's size ``n_steps * n_envs`` against the advantage normalisation and the minibatch size.
 
-    Raise ``ValueError`` when advantages are normalized over fewer than 2 samples; warn when ``batch_size``
-    (if given) does not divide the buffer, so that every epoch ends with a truncated minibatch.
+    Raise ``ValueError`` when advantages are normalized over fewer than 2 samples. Warn when ``batch_size``
+    (if given) is larger than the buffer (every minibatch is then the whole rollout), or does not divide it
+    (every epoch then ends with a truncated minibatch).
 
     :param n_steps: steps per environment per rollout
     :param n_envs: number of environments
@@ -219,7 +220,13 @@ def check_rollout_size(n_steps: int, n_envs: int, batch_size: int | None, normal
         raise ValueError(
             f"n_steps * n_envs must be >= 2 when normalize_advantage=True, got n_steps={n_steps} and n_envs={n_envs}"
         )
-    if batch_size is not None and buffer_size % batch_size > 0:
+    if batch_size is not None and batch_size > buffer_size:
+        warnings.warn(
+            f"batch_size={batch_size} is larger than the rollout buffer's size n_steps * n_envs = {buffer_size}: "
+            f"every minibatch is the whole rollout of {buffer_size} samples. "
+            "A batch_size that divides n_steps * n_envs is recommended."
+        )
+    elif batch_size is not None and buffer_size % batch_size > 0:
         warnings.warn(
             f"batch_size={batch_size} does not divide the rollout buffer's size n_steps * n_envs = {buffer_size}: "
             f"each epoch ends with a truncated minibatch of {buffer_size % batch_size} samples. "

@@ -188,7 +188,7 @@ class NPG(OnPolicyAlgorithm):
         )
 
         if self.env is not None:
-            check_rollout_size(n_steps, self.env.num_envs, None, normalize_advantage)
+            check_rollout_size(n_steps, self.env.num_envs, batch_size, normalize_advantage)
         self.batch_size = batch_size
         self.cg_max_steps = cg_max_steps
         self.cg_damping = cg_damping

@@ -193,23 +193,6 @@ def test_optimize(algo, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_workers_share_one_study(tmp_path):
-    # Distributed tuning: several processes (or machines) run the same command against one storage
-    storage = str(tmp_path / "study.log")  # an Optuna journal file, safe for concurrent writers on one machine
-    args = ["train", "--algo", "npg", "--env", "CartPole-v1", "-n", "500", "-optimize", "--n-trials", "1"]
-    args += ["--sampler", "random", "--pruner", "none", "--storage", storage, "--study-name", "shared", "--no-optim-plots"]
-    args += ["--eval-episodes", "2", *FAST]
-    # --seed 5 and 7 draw cheap first trials; distinct seeds also keep the random sampler from repeating itself
-    commands = [[*args, "--seed", str(seed), "-f", str(tmp_path / f"logs{seed}")] for seed in (5, 7)]
-    run_side_by_side(commands, tmp_path)
-
-    study = load_study(storage, "shared")
-    assert [trial.state.name for trial in study.trials] == ["COMPLETE", "COMPLETE"]
-    # Each worker ran one trial of the same study
-    assert len({trial.user_attrs["worker"] for trial in study.trials}) == 2
-
-
-@pytest.mark.slow
 def test_plots(tmp_path, monkeypatch, capsys):
     # The zoo's plotting commands on two short runs of logged evaluations and monitor files
     logs = tmp_path / "logs"

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple, NoReturn
 
 from sb3_npg.version import __version__
+from sb3_npg.zoo import tuning
 from sb3_npg.zoo.config import HYPERPARAMS_DIR
 from sb3_npg.zoo.registry import default_conf_file, register
 
@@ -68,7 +69,9 @@ otherwise idle machine.
 Distributed tuning: start the same `train ... -optimize` command, with the same --storage and
 --study-name, on as many processes or machines as you like; they share the study's trials.
 Use a PostgreSQL or MySQL URL across machines (postgresql://user:password@host/db), an SQLite URL
-(sqlite:///study.db) or a journal file (a path ending in .log) on one machine.
+(sqlite:///study.db) or a journal file (a path ending in .log) on one machine. With a database, a
+trial whose worker dies is failed after a grace period and queued again (train flags
+--heartbeat-interval, --grace-period, --max-retry; `sb3-npg train --help` lists them).
 
 `sb3-npg <command> --help` lists the flags of a command (they are rl-baselines3-zoo's).
 Hyperparameter files: {hyperparams}
@@ -169,14 +172,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     if name not in COMMANDS:
         _usage_parser().error(f"command must be one of {', '.join(COMMANDS)}, got {args[0]!r}")
 
+    args = args[1:]
+    if name == "train":
+        heartbeat, args = tuning.split_tuning_args(args)
     try:
         register()
+        if name == "train":
+            tuning.install(heartbeat)
         function = _load(COMMANDS[name])
     except ImportError as error:
         raise SystemExit(f"sb3-npg {name}: {error}") from error
 
-    sys.argv = [f"sb3-npg {name}", *with_defaults(name, args[1:])]
-    function()
+    sys.argv = [f"sb3-npg {name}", *with_defaults(name, args)]
+    try:
+        function()
+    except tuning.TuningError as error:
+        raise SystemExit(f"sb3-npg {name}: {error}") from error
+    except SystemExit as done:
+        if name == "train" and done.code == 0 and {"-h", "--help"} & set(args):
+            print("\n" + tuning.tuning_parser().format_help(), end="")  # after the zoo's flags
+        raise
 
 
 if __name__ == "__main__":

@@ -1,0 +1,452 @@
+"""
+Distributed, fault-tolerant tuning for ``sb3-npg train -optimize``.
+
+The zoo hands ``--storage`` to Optuna as it is: a URL string, or a journal file for a path ending in ``.log``.
+:func:`install` wraps two methods of the zoo's ``ExperimentManager`` (its code is unchanged) so that
+
+* a relational storage (PostgreSQL, MySQL, SQLite) is opened with a heartbeat: a worker that dies in the
+  middle of a trial (killed, preempted, out of memory) stops beating, the trial is marked ``FAIL`` once
+  ``grace_period`` seconds have passed without a beat, and a copy of it (same hyperparameters) is queued
+  for the next worker, up to ``max_retry`` times (Optuna's ``RetryHeartbeatStaleTrialCallback``);
+* ``--max-total-trials`` does not count a dead worker's trial: stale trials are failed before every count,
+  so their retries are run and the budget is still spent on finished trials;
+* a study is used only when it maximizes and was created for the same algorithm and environment
+  (recorded in its user attributes ``algo`` and ``env`` when it is created);
+* a storage that cannot be used (a misspelt or unreachable URL, a wrong password, a missing driver) is
+  reported in one line (:class:`TuningError`), not as a database traceback;
+* ``--trial-id 0`` re-trains trial 0 (the zoo skips trial ids that are 0).
+
+Optuna's journal file storage has no heartbeat: there a killed worker's trial stays ``RUNNING``.
+Importing this module imports neither rl-zoo3 nor Optuna.
+"""
+
+import argparse
+import contextlib
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+
+# Defaults suited to RL trials of minutes to hours: one small database write per worker and minute;
+# a dead worker's trial is retried about three minutes after its last beat; three missed beats in a row
+# (a busy database, a network blip) are tolerated before a live trial would be given up.
+DEFAULT_HEARTBEAT_INTERVAL = 60
+GRACE_PERIOD_BEATS = 3
+# A trial whose process dies three times is likely the cause (e.g. hyperparameters that run out of memory)
+DEFAULT_MAX_RETRY = 3
+# Seconds to wait for a database server to answer before reporting it unreachable
+CONNECT_TIMEOUT = 10
+
+# The Python packages that provide SQLAlchemy's database drivers, by module name
+DRIVER_PACKAGES = {
+    "psycopg": '"psycopg[binary]" (installed with sb3-npg[zoo])',
+    "psycopg2": "psycopg2-binary",
+    "pymysql": "pymysql",
+    "MySQLdb": "mysqlclient",
+    "mysql": "mysql-connector-python",
+}
+STORAGE_FORMS = (
+    "postgresql://user:password@host:port/database, mysql+pymysql://user:password@host/database, "
+    "sqlite:///file.db or a journal file path ending in .log"
+)
+
+
+class TuningError(Exception):
+    """A storage or study that cannot be used for tuning; the message says what is wrong and what to do."""
+
+
+@dataclass(frozen=True)
+class HeartbeatOptions:
+    """
+    How workers of a relational storage prove that their trials are alive, and how dead trials are retried.
+
+    :param interval: seconds between two heartbeats of a running trial; 0 turns heartbeats and retries off
+    :param grace_period: seconds without a heartbeat after which a running trial counts as dead
+        (default: three intervals); must exceed ``interval``
+    :param max_retry: how many times the trial of a dead worker is queued again (0: never)
+    """
+
+    interval: int = DEFAULT_HEARTBEAT_INTERVAL
+    grace_period: int | None = None
+    max_retry: int = DEFAULT_MAX_RETRY
+
+    def __post_init__(self) -> None:
+        if self.interval < 0:
+            raise ValueError(f"heartbeat interval must be >= 0 seconds (0 turns it off), got {self.interval}")
+        if self.grace_period is not None and self.interval > 0 and self.grace_period <= self.interval:
+            raise ValueError(
+                f"grace period must be longer than the heartbeat interval ({self.interval} s), got {self.grace_period}"
+            )
+        if self.max_retry < 0:
+            raise ValueError(f"max retry must be >= 0, got {self.max_retry}")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether running trials send heartbeats."""
+        return self.interval > 0
+
+    @property
+    def grace(self) -> int:
+        """The grace period in seconds (three intervals unless given)."""
+        return self.grace_period if self.grace_period is not None else GRACE_PERIOD_BEATS * self.interval
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from error
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected a number > 0, got 0")
+    return value
+
+
+def tuning_parser(prog: str = "sb3-npg train") -> argparse.ArgumentParser:
+    """
+    The flags this package adds to ``train``, for relational storages.
+
+    :param prog: the program name shown in messages
+    :return: a parser of ``--heartbeat-interval``, ``--grace-period`` and ``--max-retry`` only
+    """
+    parser = argparse.ArgumentParser(prog=prog, usage=argparse.SUPPRESS, add_help=False, allow_abbrev=False)
+    group = parser.add_argument_group("fault tolerance of -optimize with a PostgreSQL, MySQL or SQLite --storage (sb3-npg)")
+    group.add_argument(
+        "--heartbeat-interval",
+        type=_non_negative_int,
+        default=DEFAULT_HEARTBEAT_INTERVAL,
+        metavar="SECONDS",
+        help=f"seconds between heartbeats of a running trial; 0 turns heartbeats and retries off "
+        f"(default: {DEFAULT_HEARTBEAT_INTERVAL})",
+    )
+    group.add_argument(
+        "--grace-period",
+        type=_positive_int,
+        default=None,
+        metavar="SECONDS",
+        help=f"a trial without a heartbeat for this long is failed and retried "
+        f"(default: {GRACE_PERIOD_BEATS} heartbeat intervals, {GRACE_PERIOD_BEATS * DEFAULT_HEARTBEAT_INTERVAL})",
+    )
+    group.add_argument(
+        "--max-retry",
+        type=_non_negative_int,
+        default=DEFAULT_MAX_RETRY,
+        metavar="N",
+        help=f"how many times a dead worker's trial is queued again (default: {DEFAULT_MAX_RETRY})",
+    )
+    return parser
+
+
+def split_tuning_args(args: Sequence[str], prog: str = "sb3-npg train") -> tuple[HeartbeatOptions, list[str]]:
+    """
+    Take this package's tuning flags out of the arguments of ``train``.
+
+    :param args: the arguments of ``train``
+    :param prog: the program name shown in messages
+    :return: the heartbeat options and the remaining arguments, for the zoo
+    """
+    parser = tuning_parser(prog)
+    known, rest = parser.parse_known_args(list(args))
+    try:
+        options = HeartbeatOptions(known.heartbeat_interval, known.grace_period, known.max_retry)
+    except ValueError as error:
+        parser.error(str(error))
+    return options, rest
+
+
+def is_journal(storage: str) -> bool:
+    """
+    Whether ``--storage`` names an Optuna journal file rather than a database URL (the zoo's rule).
+
+    :param storage: the ``--storage`` argument
+    :return: ``True`` for a path ending in ``.log``
+    """
+    return storage.endswith(".log")
+
+
+def describe(storage: str) -> str:
+    """
+    A storage as it may be shown to the user: the password of a URL is hidden.
+
+    :param storage: a database URL or a journal file path
+    :return: the URL without its password, or the path
+    """
+    if is_journal(storage):
+        return storage
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(storage).render_as_string(hide_password=True)
+    except ArgumentError:
+        return storage
+
+
+def _missing_module(error: BaseException) -> str | None:
+    """The name of the module whose absence caused ``error`` (following ``__cause__``), if any."""
+    while error is not None:
+        if isinstance(error, ModuleNotFoundError) and error.name:
+            return error.name.split(".")[0]
+        error = error.__cause__  # type: ignore[assignment]
+    return None
+
+
+def _connection_hint(reason: str) -> str:
+    if "password authentication failed" in reason or "Access denied" in reason:
+        return "check the user name and password in the URL"
+    if "does not exist" in reason or "Unknown database" in reason:
+        return "create the database first (e.g. createdb), or fix its name in the URL"
+    if "unable to open database file" in reason:
+        return "check that the folder of the SQLite file exists and is writable"
+    return "check the host and port in the URL, and that the server is running and reachable from this machine"
+
+
+def open_rdb_storage(url: str, heartbeat: HeartbeatOptions | None = None) -> "optuna.storages.RDBStorage":
+    """
+    Open a relational Optuna storage, with a heartbeat and retries of dead workers' trials.
+
+    :param url: an SQLAlchemy URL (``postgresql://...``, ``mysql+pymysql://...``, ``sqlite:///...``)
+    :param heartbeat: heartbeat and retry settings (``None``: no heartbeat, to read a study)
+    :return: the storage
+    :raises TuningError: when the URL cannot be read, its driver is missing or the database cannot be reached
+    """
+    import optuna
+    import sqlalchemy.exc
+    from sqlalchemy.engine import make_url
+
+    shown = describe(url)
+    try:
+        parsed = make_url(url)
+    except sqlalchemy.exc.ArgumentError as error:
+        raise TuningError(f"--storage {url!r} is neither a database URL nor a .log file: use {STORAGE_FORMS}") from error
+    engine_kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() != "sqlite":
+        # Trials last hours: test pooled connections before use (a firewall may have closed them)
+        engine_kwargs["pool_pre_ping"] = True
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
+    kwargs: dict[str, Any] = {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if heartbeat is not None and heartbeat.enabled:
+                kwargs.update(heartbeat_interval=heartbeat.interval, grace_period=heartbeat.grace)
+                if heartbeat.max_retry > 0:
+                    kwargs.update(_retry_callback_kwargs(heartbeat.max_retry))
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+    except sqlalchemy.exc.NoSuchModuleError as error:
+        raise TuningError(f"--storage {shown}: unknown database type {parsed.drivername!r}; use {STORAGE_FORMS}") from error
+    except ImportError as error:
+        module = _missing_module(error) or parsed.drivername
+        package = DRIVER_PACKAGES.get(module, module)
+        raise TuningError(
+            f"--storage {shown} needs the Python module {module!r}, which is not installed: pip install {package}"
+            + (" (or write postgresql:// to use psycopg 3)" if module == "psycopg2" else "")
+        ) from error
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as error:
+        reason = " ".join(str(getattr(error, "orig", error)).split())
+        raise TuningError(f"cannot open --storage {shown}: {reason}; {_connection_hint(reason)}") from error
+
+
+def _retry_callback_kwargs(max_retry: int) -> dict[str, Any]:
+    """``RDBStorage``'s keyword argument for Optuna's retry callback, under its current or former name."""
+    import optuna
+
+    retry_class = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+    if retry_class is not None:
+        return {"heartbeat_stale_trial_callback": retry_class(max_retry=max_retry)}
+    return {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=max_retry)}
+
+
+def open_storage(storage: str, heartbeat: HeartbeatOptions | None = None) -> "optuna.storages.BaseStorage":
+    """
+    The Optuna storage named by ``--storage``: a journal file for a path ending in ``.log``, else a database.
+
+    :param storage: the ``--storage`` argument
+    :param heartbeat: heartbeat and retry settings of a database (journal files have no heartbeat)
+    :return: the storage
+    :raises TuningError: when the storage cannot be opened
+    """
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    if not is_journal(storage):
+        return open_rdb_storage(storage, heartbeat)
+    Path(storage).parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(JournalFileBackend(storage))
+
+
+def check_study(study: "optuna.Study", algo: str, env_id: str, storage: str, writing: bool = True) -> None:
+    """
+    Refuse a study that was created for another algorithm or environment, or, to write to it, one that
+    minimizes; before writing, record the algorithm and environment (user attributes ``algo`` and ``env``)
+    in a study that has none.
+
+    :param study: the study
+    :param algo: the zoo name of the algorithm being tuned
+    :param env_id: the environment id
+    :param storage: the ``--storage`` argument, for messages
+    :param writing: whether trials will be added (``-optimize``), rather than one re-trained (``--trial-id``)
+    :raises TuningError: when the study cannot be used
+    """
+    import optuna
+
+    where = f"study {study.study_name!r} in {describe(storage)}"
+    if writing and study.directions != [optuna.study.StudyDirection.MAXIMIZE]:
+        directions = ", ".join(direction.name.lower() for direction in study.directions)
+        raise TuningError(
+            f"{where} has direction {directions}, but tuning maximizes the mean reward: use another --study-name, "
+            f"or delete that study (optuna delete-study --storage URL --study-name {study.study_name})"
+        )
+    attrs = study.user_attrs
+    if writing and ("algo" not in attrs or "env" not in attrs):
+        study.set_user_attr("algo", attrs.get("algo", algo))
+        study.set_user_attr("env", attrs.get("env", env_id))
+        attrs = study.user_attrs  # re-read: a worker started at the same moment may have written first
+    if (attrs.get("algo", algo), attrs.get("env", env_id)) != (algo, env_id):
+        raise TuningError(
+            f"{where} was created for --algo {attrs.get('algo')} --env {attrs.get('env')}, not --algo {algo} --env {env_id}: "
+            "use another --study-name for this algorithm and environment"
+        )
+
+
+def fail_stale_trials(study: "optuna.Study") -> None:
+    """
+    Fail the running trials of dead workers (no heartbeat within the grace period) and queue their retries.
+
+    Optuna does this only before a worker starts a trial; doing it before counting trials keeps a dead
+    worker's trial from counting towards ``--max-total-trials``. Storages without a heartbeat are left alone.
+
+    :param study: the study
+    """
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+@contextlib.contextmanager
+def _replaced(owner: Any, name: str, value: Any) -> Iterator[None]:
+    original = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+def _counting_stale_trials(max_trials_callback: type) -> type:
+    """The zoo's ``MaxTrialsCallback``, failing stale trials before it counts."""
+
+    class MaxTrialsCallback(max_trials_callback):  # type: ignore[misc,valid-type]
+        def __call__(self, study: "optuna.Study", trial: "optuna.trial.FrozenTrial") -> None:
+            fail_stale_trials(study)
+            super().__call__(study, trial)
+
+    return MaxTrialsCallback
+
+
+class _TrialNumber(int):
+    """A trial number that is true even when it is 0 (the zoo tests ``if trial_id`` before loading a trial)."""
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def _journal_note(heartbeat: HeartbeatOptions) -> None:
+    print(
+        "Note: a journal file storage has no heartbeat: the trial of a worker that is killed stays RUNNING and is "
+        "not retried"
+        + (" (--heartbeat-interval, --grace-period and --max-retry apply to database storages)" if heartbeat.enabled else ""),
+        file=sys.stderr,
+    )
+
+
+def install(heartbeat: HeartbeatOptions | None = None) -> None:
+    """
+    Hook heartbeats, retries, study checks and clear storage errors into the zoo's ``ExperimentManager``.
+
+    Wraps ``hyperparameters_optimization`` (``-optimize``) and ``read_hyperparameters`` / ``load_trial``
+    (``--trial-id``); calling it again replaces the heartbeat settings.
+
+    :param heartbeat: heartbeat and retry settings (default: :class:`HeartbeatOptions` ``()``)
+    """
+    import optuna
+    import rl_zoo3.exp_manager
+    from rl_zoo3.exp_manager import ExperimentManager
+
+    settings = heartbeat if heartbeat is not None else HeartbeatOptions()
+    originals: dict[str, Callable[..., Any]] = getattr(ExperimentManager, "_sb3_npg_originals", {})
+    if not originals:
+        originals = {
+            name: getattr(ExperimentManager, name)
+            for name in ("hyperparameters_optimization", "read_hyperparameters", "load_trial")
+        }
+        ExperimentManager._sb3_npg_originals = originals  # type: ignore[attr-defined]
+    create_study, load_study = optuna.create_study, optuna.load_study
+
+    def hyperparameters_optimization(self: Any) -> None:
+        if self.storage is None:
+            return originals["hyperparameters_optimization"](self)
+        storage_name: str = self.storage
+        if is_journal(storage_name):
+            _journal_note(settings)
+        opened = open_storage(storage_name, settings)
+
+        def create_checked_study(**kwargs: Any) -> optuna.Study:
+            kwargs["storage"] = opened
+            study = create_study(**kwargs)
+            check_study(study, self.algo, self.env_name.gym_id, storage_name)
+            fail_stale_trials(study)  # before the zoo counts trials for --max-total-trials
+            return study
+
+        counting = _counting_stale_trials(rl_zoo3.exp_manager.MaxTrialsCallback)
+        with (
+            _replaced(optuna, "create_study", create_checked_study),
+            _replaced(rl_zoo3.exp_manager, "MaxTrialsCallback", counting),
+        ):
+            return originals["hyperparameters_optimization"](self)
+
+    def read_hyperparameters(self: Any) -> Any:
+        if self.trial_id == 0:
+            self.trial_id = _TrialNumber(0)
+        return originals["read_hyperparameters"](self)
+
+    def load_trial(self: Any, storage: str, study_name: str, trial_id: int | None = None, convert: bool = True) -> Any:
+        def load_checked_study(**kwargs: Any) -> optuna.Study:
+            kwargs["storage"] = open_storage(storage)
+            try:
+                study = load_study(**kwargs)
+            except KeyError as error:
+                raise TuningError(
+                    f"there is no study {study_name!r} in {describe(storage)}: check --study-name "
+                    "(optuna studies --storage URL lists them)"
+                ) from error
+            check_study(study, self.algo, self.env_name.gym_id, storage, writing=False)
+            n_trials = len(study.trials)
+            if trial_id is not None and not 0 <= trial_id < n_trials:
+                raise TuningError(
+                    f"study {study_name!r} has {n_trials} trials: --trial-id must be 0 to {n_trials - 1}"
+                    if n_trials
+                    else f"study {study_name!r} has no trials yet: there is nothing to re-train"
+                )
+            return study
+
+        with _replaced(optuna, "load_study", load_checked_study):
+            return originals["load_trial"](self, storage, study_name, trial_id, convert)
+
+    ExperimentManager.hyperparameters_optimization = hyperparameters_optimization  # type: ignore[method-assign]
+    ExperimentManager.read_hyperparameters = read_hyperparameters  # type: ignore[method-assign]
+    ExperimentManager.load_trial = load_trial  # type: ignore[method-assign]

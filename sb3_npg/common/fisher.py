@@ -96,6 +96,7 @@ def gauss_newton_vector_product(
     outputs: Sequence[th.Tensor],
     metrics: Sequence[MetricFn],
     damping: float = 0.0,
+    weights: th.Tensor | None = None,
 ) -> FisherVectorProduct:
     """
     Build ``v -> (J^T M J / n + damping I) v`` for outputs of shape ``(n, ...)`` and their metrics.
@@ -104,15 +105,26 @@ def gauss_newton_vector_product(
     backward pass through that (linear) graph for ``J v`` and one ordinary backward pass for
     ``J^T (M J v)``. The returned function keeps the graphs alive; drop it to free them.
 
+    With ``weights`` each state counts by its weight, ``J^T W M J / sum(w)``: a weight of 0 (the padding
+    of a batch of sequences) takes a state out of the average. For a recurrent policy, ``outputs`` come
+    from the unrolled network, so ``J`` differentiates through time over each sequence.
+
     :param params: the parameters ``theta`` (all must influence at least one output)
     :param outputs: the per-state distribution parameters ``mu(s; theta)``
     :param metrics: for each output, ``u -> M u``
     :param damping: Tikhonov damping ``lambda`` added to the product
+    :param weights: optional non-negative per-state weights of shape ``(n,)`` (a 0/1 mask, for instance),
+        not all zero; ``None`` weighs every state equally
     :return: the Fisher-vector product on flat vectors
     """
     params = list(params)
     outputs = list(outputs)
-    n_states = outputs[0].shape[0]
+    scales: list[float | th.Tensor] = [1.0 / outputs[0].shape[0]] * len(outputs)
+    if weights is not None:
+        if weights.shape != outputs[0].shape[:1]:
+            raise ValueError(f"weights must have shape ({outputs[0].shape[0]},), got {tuple(weights.shape)}")
+        normalized = weights.detach() / weights.detach().sum()
+        scales = [normalized.to(out.dtype).view(-1, *([1] * (out.dim() - 1))) for out in outputs]
     dummies = [th.zeros_like(out, requires_grad=True) for out in outputs]
     jacobian_t_dummy = th.autograd.grad(outputs, params, grad_outputs=dummies, create_graph=True)
 
@@ -125,7 +137,7 @@ def gauss_newton_vector_product(
             allow_unused=True,
             materialize_grads=True,
         )
-        metric_jvp = [metric(u) / n_states for metric, u in zip(metrics, jvp, strict=True)]
+        metric_jvp = [metric(u) * scale for metric, u, scale in zip(metrics, jvp, scales, strict=True)]
         product = flat_concat(th.autograd.grad(outputs, params, grad_outputs=metric_jvp, retain_graph=True))
         return product + damping * vector if damping else product
 
@@ -164,6 +176,7 @@ def fisher_vector_product(
     distribution: Distribution,
     mean_kl: Callable[[], th.Tensor] | None = None,
     damping: float = 0.0,
+    weights: th.Tensor | None = None,
 ) -> FisherVectorProduct:
     """
     The cheapest Fisher-vector product available for ``distribution``.
@@ -177,13 +190,15 @@ def fisher_vector_product(
     :param distribution: the action distribution at the states the Fisher is averaged over,
         with a graph to ``params``
     :param mean_kl: called only for the fallback: returns the mean ``KL(pi_old || pi)`` at those states,
-        ``pi_old`` being a detached copy of ``distribution`` (closed form, or the sample estimator)
+        ``pi_old`` being a detached copy of ``distribution`` (closed form, or the sample estimator; weighted by
+        ``weights`` when given)
     :param damping: Tikhonov damping added to the product
+    :param weights: optional per-state weights of the average (see :func:`gauss_newton_vector_product`)
     :return: the product on flat vectors
     """
     parameters = distribution_parameters(distribution)
     if parameters is not None:
-        return gauss_newton_vector_product(params, parameters.outputs, parameters.metrics, damping)
+        return gauss_newton_vector_product(params, parameters.outputs, parameters.metrics, damping, weights)
     if mean_kl is None:
         raise ValueError(
             f"{type(distribution.distribution).__name__} has no closed-form Fisher: pass mean_kl for the fallback"

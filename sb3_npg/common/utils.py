@@ -64,13 +64,25 @@ def _distribution_tensors(distribution: Any) -> list[th.Tensor]:
     return tensors
 
 
+def _sample_distribution(policy: ActorCriticPolicy, obs_tensor: PyTorchObs) -> Any:
+    """The action distribution at one observation; a recurrent policy (sb3-contrib's) starts from a zero state."""
+    hidden_shape = getattr(policy, "lstm_hidden_state_shape", None)
+    if hidden_shape is None:
+        return policy.get_distribution(obs_tensor)
+    zeros = th.zeros(hidden_shape, device=policy.device)
+    episode_starts = th.ones(1, device=policy.device)
+    distribution, _ = policy.get_distribution(obs_tensor, (zeros, zeros.clone()), episode_starts)  # type: ignore[call-arg]
+    return distribution
+
+
 def actor_parameters(policy: ActorCriticPolicy) -> list[th.nn.Parameter]:
     """
     The parameters that feed the policy's action distribution, found from the autograd graph.
 
     A sample observation is pushed through ``policy.get_distribution``; a parameter belongs to the
     actor when the distribution's parameters depend on it. This finds a shared features extractor,
-    ``log_std`` and any custom layer without relying on parameter names.
+    ``log_std`` and any custom layer without relying on parameter names. A recurrent policy of
+    sb3-contrib (``RecurrentActorCriticPolicy``) is run from a zero hidden state.
 
     The probe has no side effects: it runs in eval mode (BatchNorm uses its running statistics, Dropout
     is off, one observation is enough), then restores the policy's mode and every buffer; the sample
@@ -87,7 +99,7 @@ def actor_parameters(policy: ActorCriticPolicy) -> list[th.nn.Parameter]:
     policy.set_training_mode(False)
     try:
         with th.enable_grad():
-            outputs = _distribution_tensors(policy.get_distribution(obs_tensor))
+            outputs = _distribution_tensors(_sample_distribution(policy, obs_tensor))
             if not outputs:
                 raise ValueError("the policy's action distribution has no parameters that depend on the policy's weights")
             total = sum(out.sum() for out in outputs)

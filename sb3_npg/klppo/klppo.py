@@ -5,13 +5,14 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, RolloutBufferSamples, Schedule
 from stable_baselines3.common.utils import explained_variance
-from torch.nn import functional as F
 
 from sb3_npg.common.kl import KL_ESTIMATORS, exact_kl, policy_kl, sample_kl, uses_closed_form_kl
+from sb3_npg.common.sequences import normalize_advantages, weighted_mean
 from sb3_npg.common.utils import (
     as_schedule,
     check_float,
@@ -453,39 +454,40 @@ class KLPPO(OnPolicyAlgorithm):
         :return: the loss and its terms; ``clip_fraction`` is 0 without clipping
         """
         actions = self._actions(batch)
-        values, log_prob, entropy = self.policy.evaluate_actions(batch.observations, actions)
+        values, log_prob, entropy = self._evaluate_actions(batch, actions)
         values = values.flatten()
+        weights = self._batch_weights(batch)
 
         advantages = batch.advantages
         if self.normalize_advantage and len(advantages) > 1:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+            advantages = normalize_advantages(advantages, weights)
 
         # Surrogate, clipped when asked
         log_ratio = log_prob - batch.old_log_prob
         ratio = th.exp(log_ratio)
         if clip_range is None:
-            policy_gradient_loss = -(advantages * ratio).mean()
+            policy_gradient_loss = -weighted_mean(advantages * ratio, weights)
             clip_fraction = th.zeros((), device=ratio.device)
         else:
             clipped_ratio = th.clamp(ratio, 1 - clip_range, 1 + clip_range)
-            policy_gradient_loss = -th.min(advantages * ratio, advantages * clipped_ratio).mean()
-            clip_fraction = ((ratio - 1).abs() > clip_range).float().mean()
+            policy_gradient_loss = -weighted_mean(th.min(advantages * ratio, advantages * clipped_ratio), weights)
+            clip_fraction = weighted_mean(((ratio - 1).abs() > clip_range).float(), weights)
 
         # KL penalty
-        kl = self._penalty_kl(batch, actions, log_prob).mean()
+        kl = weighted_mean(self._penalty_kl(batch, actions, log_prob), weights)
         kl_penalty = self.kl_coef * kl
 
         # Value function, clipped around the old values when asked
         if clip_range_vf is not None:
             values = batch.old_values + th.clamp(values - batch.old_values, -clip_range_vf, clip_range_vf)
-        value_loss = F.mse_loss(batch.returns, values)
+        value_loss = weighted_mean((batch.returns - values) ** 2, weights)
 
         # Entropy bonus (from the log-probabilities where the distribution has no closed form)
-        entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
+        entropy_loss = weighted_mean(log_prob if entropy is None else -entropy, weights)
 
         loss = policy_gradient_loss + kl_penalty + self.ent_coef * entropy_loss + self.vf_coef * value_loss
         with th.no_grad():
-            approx_kl = (th.expm1(log_ratio) - log_ratio).mean()
+            approx_kl = weighted_mean(th.expm1(log_ratio) - log_ratio, weights)
         return _MinibatchLoss(loss, policy_gradient_loss, kl, kl_penalty, value_loss, entropy_loss, approx_kl, clip_fraction)
 
     def _penalty_kl(self, batch: RolloutBufferSamples, actions: th.Tensor, log_prob: th.Tensor) -> th.Tensor:
@@ -496,10 +498,28 @@ class KLPPO(OnPolicyAlgorithm):
         needs only ``log_prob``, the log-probabilities that ``evaluate_actions`` gave for the surrogate.
         """
         with th.no_grad():
-            old_distribution = self._old_policy.get_distribution(batch.observations)
+            old_distribution = self._old_distribution(batch)
         if uses_closed_form_kl(old_distribution, self.kl_estimator):
-            return exact_kl(old_distribution, self.policy.get_distribution(batch.observations))
+            return exact_kl(old_distribution, self._new_distribution(batch))
         return sample_kl(batch.old_log_prob, log_prob)
+
+    def _evaluate_actions(
+        self, batch: RolloutBufferSamples, actions: th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
+        """Values, log-probabilities of ``actions`` and entropy at the states of a minibatch (a hook for recurrent policies)."""
+        return self.policy.evaluate_actions(batch.observations, actions)
+
+    def _old_distribution(self, batch: RolloutBufferSamples) -> Distribution:
+        """``pi_old``'s action distribution at the states of a minibatch."""
+        return self._old_policy.get_distribution(batch.observations)
+
+    def _new_distribution(self, batch: RolloutBufferSamples) -> Distribution:
+        """The current policy's action distribution at the states of a minibatch."""
+        return self.policy.get_distribution(batch.observations)
+
+    def _batch_weights(self, batch: RolloutBufferSamples) -> th.Tensor | None:
+        """Per-sample weights of every mean over ``batch``: ``None`` (all count); the padding mask for sequences."""
+        return None
 
     def _actions(self, batch: RolloutBufferSamples) -> th.Tensor:
         return policy_actions(batch.actions, self.action_space)
@@ -512,16 +532,19 @@ class KLPPO(OnPolicyAlgorithm):
         running statistics), then the policy goes back to training mode.
         """
         total = th.zeros((), dtype=th.float64, device=self.device)
-        count = 0
+        count = 0.0
         self.policy.set_training_mode(False)
         with th.no_grad():
             for batch in self.rollout_buffer.get(self.batch_size):
-                new_distribution = self.policy.get_distribution(batch.observations)
-                old_distribution = self._old_policy.get_distribution(batch.observations)
+                new_distribution = self._new_distribution(batch)
+                old_distribution = self._old_distribution(batch)
                 actions = self._actions(batch)
                 kl = policy_kl(old_distribution, new_distribution, actions, batch.old_log_prob, self.kl_estimator)
+                weights = self._batch_weights(batch)
+                if weights is not None:
+                    kl = kl * weights
                 total += kl.to(th.float64).sum()
-                count += kl.shape[0]
+                count += kl.shape[0] if weights is None else weights.sum().item()
         self.policy.set_training_mode(True)
         return total.item() / count
 

@@ -16,6 +16,7 @@ from torch.nn import functional as F
 from sb3_npg.common.conjugate_gradient import conjugate_gradient
 from sb3_npg.common.fisher import fisher_vector_product, natural_step_size
 from sb3_npg.common.kl import policy_kl
+from sb3_npg.common.sequences import normalize_advantages, weighted_mean
 from sb3_npg.common.utils import (
     as_schedule,
     check_float,
@@ -267,9 +268,27 @@ class NPG(OnPolicyAlgorithm):
         # ``get_distribution`` refills one shared object: copy it so that earlier results survive later calls
         return copy.copy(self.policy.get_distribution(observations))
 
+    def _batch_distribution(self, batch: RolloutBufferSamples) -> Distribution:
+        """The action distribution at the states of a batch of the rollout buffer (a hook for recurrent policies)."""
+        return self._distribution(batch.observations)
+
+    def _batch_weights(self, batch: RolloutBufferSamples) -> th.Tensor | None:
+        """Per-sample weights of every mean over ``batch``: ``None`` (all count); the padding mask for sequences."""
+        return None
+
+    def _fisher_batch(self, rollout: RolloutBufferSamples) -> RolloutBufferSamples:
+        """The part of the rollout the Fisher is estimated on: every ``sub_sampling_factor``-th sample."""
+        factor = self.sub_sampling_factor
+        return type(rollout)(*(subsample_observations(field, factor) for field in rollout))
+
+    def _critic_loss(self, batch: RolloutBufferSamples) -> th.Tensor:
+        """The value function's squared error to the returns on a minibatch."""
+        values = self.policy.predict_values(batch.observations).flatten()
+        return F.mse_loss(batch.returns, values)
+
     def _surrogate(self, distribution: Distribution, rollout: RolloutBufferSamples, advantages: th.Tensor) -> th.Tensor:
         log_prob = distribution.log_prob(self._actions(rollout))
-        return (advantages * th.exp(log_prob - rollout.old_log_prob)).mean()
+        return weighted_mean(advantages * th.exp(log_prob - rollout.old_log_prob), self._batch_weights(rollout))
 
     def _actions(self, rollout: RolloutBufferSamples) -> th.Tensor:
         return policy_actions(rollout.actions, self.action_space)
@@ -277,10 +296,11 @@ class NPG(OnPolicyAlgorithm):
     def _policy_step(self, rollout: RolloutBufferSamples, target_kl: float) -> _PolicyStep:
         """One natural-gradient step of the actor (with TRPO's line search when enabled)."""
         advantages = rollout.advantages
+        weights = self._batch_weights(rollout)
         if self.normalize_advantage:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+            advantages = normalize_advantages(advantages, weights)
         with th.no_grad():
-            old_distribution = self._distribution(rollout.observations)
+            old_distribution = self._batch_distribution(rollout)
             old_surrogate = self._surrogate(old_distribution, rollout, advantages)
 
         full_step, solve_stats = self._natural_gradient_step(rollout, advantages, target_kl)
@@ -288,7 +308,7 @@ class NPG(OnPolicyAlgorithm):
         values = th.stack(list(solve_stats.values())).tolist()
         stats = dict(zip(solve_stats, values, strict=True))
         grad_ok, step_ok = stats.pop("gradient_finite"), stats.pop("step_finite")
-        stats.update(entropy=self._mean_entropy(old_distribution), std=self._mean_std(old_distribution))
+        stats.update(entropy=self._mean_entropy(old_distribution, weights), std=self._mean_std(old_distribution, weights))
         if not grad_ok:
             return _PolicyStep(skipped="non-finite policy gradient", **stats)
         if not step_ok:
@@ -303,22 +323,24 @@ class NPG(OnPolicyAlgorithm):
 
         Everything stays on the device (no host synchronisation); the graphs die when this returns.
         """
-        distribution = self._distribution(rollout.observations)
+        distribution = self._batch_distribution(rollout)
         surrogate = self._surrogate(distribution, rollout, advantages)
         gradient = flat_concat(th.autograd.grad(surrogate, self.actor_params, retain_graph=True))
 
         # Fisher on a sub-sample of the batch (or on the batch itself, sharing its forward pass)
-        factor = self.sub_sampling_factor
-        fisher_obs = subsample_observations(rollout.observations, factor)
-        fisher_distribution = self._distribution(fisher_obs) if factor > 1 else distribution
+        fisher_batch = self._fisher_batch(rollout) if self.sub_sampling_factor > 1 else rollout
+        fisher_distribution = self._batch_distribution(fisher_batch) if self.sub_sampling_factor > 1 else distribution
+        fisher_weights = self._batch_weights(fisher_batch)
 
         def fallback_mean_kl() -> th.Tensor:  # only for distributions without a closed-form Fisher
             with th.no_grad():
-                fisher_old = self._distribution(fisher_obs)
-            actions, old_log_prob = self._actions(rollout)[::factor], rollout.old_log_prob[::factor]
-            return policy_kl(fisher_old, fisher_distribution, actions, old_log_prob).mean()
+                fisher_old = self._batch_distribution(fisher_batch)
+            actions, old_log_prob = self._actions(fisher_batch), fisher_batch.old_log_prob
+            return weighted_mean(policy_kl(fisher_old, fisher_distribution, actions, old_log_prob), fisher_weights)
 
-        fvp = fisher_vector_product(self.actor_params, fisher_distribution, fallback_mean_kl, self.cg_damping)
+        fvp = fisher_vector_product(
+            self.actor_params, fisher_distribution, fallback_mean_kl, self.cg_damping, weights=fisher_weights
+        )
         solve = conjugate_gradient(fvp, gradient, max_iter=self.cg_max_steps)
         direction = solve.solution
         # Undamped quadratic form: damping regularises the solve, it must not shrink the step
@@ -359,8 +381,10 @@ class NPG(OnPolicyAlgorithm):
                 tries += 1
                 for param, start, delta in zip(self.actor_params, original, step_parts, strict=True):
                     param.copy_(start + coefficient * delta)
-                new_distribution = self._distribution(rollout.observations)
-                kl_tensor = policy_kl(old_distribution, new_distribution, actions, rollout.old_log_prob).mean()
+                new_distribution = self._batch_distribution(rollout)
+                kl_tensor = weighted_mean(
+                    policy_kl(old_distribution, new_distribution, actions, rollout.old_log_prob), self._batch_weights(rollout)
+                )
                 gain = self._surrogate(new_distribution, rollout, advantages) - old_surrogate
                 kl, improvement = th.stack([kl_tensor, gain]).tolist()
                 within_region = not self.line_search or (kl <= target_kl and improvement > 0)
@@ -391,8 +415,7 @@ class NPG(OnPolicyAlgorithm):
         fitted, dropped = 0, 0
         for _ in range(self.n_critic_updates):
             for batch in self.rollout_buffer.get(self.batch_size):
-                values = self.policy.predict_values(batch.observations).flatten()
-                loss = F.mse_loss(batch.returns, values)
+                loss = self._critic_loss(batch)
                 grads = th.autograd.grad(loss, self.critic_params, allow_unused=True, materialize_grads=True)
                 if not th.isfinite(flat_concat([loss.detach(), *grads])).all():
                     dropped += 1
@@ -406,14 +429,16 @@ class NPG(OnPolicyAlgorithm):
         return _CriticFit(value_loss=value_loss, minibatches=fitted, dropped_minibatches=dropped)
 
     @staticmethod
-    def _mean_entropy(distribution: Distribution) -> float:
+    def _mean_entropy(distribution: Distribution, weights: th.Tensor | None = None) -> float:
         entropy = distribution.entropy()
-        return float("nan") if entropy is None else entropy.mean().item()
+        return float("nan") if entropy is None else weighted_mean(entropy, weights).item()
 
     @staticmethod
-    def _mean_std(distribution: Distribution) -> float:
+    def _mean_std(distribution: Distribution, weights: th.Tensor | None = None) -> float:
         inner = distribution.distribution
-        return inner.scale.mean().item() if isinstance(inner, th.distributions.Normal) else float("nan")
+        if not isinstance(inner, th.distributions.Normal):
+            return float("nan")
+        return weighted_mean(inner.scale.reshape(inner.scale.shape[0], -1).mean(dim=1), weights).item()
 
     def _log_update(self, step: _PolicyStep, critic: _CriticFit, target_kl: float, policy_step_time: float) -> None:
         self._skip_warned = report_skipped_update("NPG", step.skipped, self._n_updates, self.verbose, self._skip_warned)

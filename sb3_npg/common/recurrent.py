@@ -41,9 +41,8 @@ def sequence_distribution(policy: ActorCriticPolicy, batch: Any) -> Distribution
     :param batch: a sample of sb3-contrib's recurrent rollout buffers (``observations``, ``lstm_states``, ``episode_starts``)
     :return: the distribution at every step of the batch, padding included
     """
-    distribution, _ = policy.get_distribution(  # type: ignore[call-arg]
-        batch.observations, batch.lstm_states.pi, batch.episode_starts
-    )
+    get_distribution: Any = policy.get_distribution  # sb3-contrib's signature: (obs, lstm_states, episode_starts)
+    distribution, _ = get_distribution(batch.observations, batch.lstm_states.pi, batch.episode_starts)
     return distribution
 
 

@@ -71,7 +71,8 @@ def _sample_distribution(policy: ActorCriticPolicy, obs_tensor: PyTorchObs) -> A
         return policy.get_distribution(obs_tensor)
     zeros = th.zeros(hidden_shape, device=policy.device)
     episode_starts = th.ones(1, device=policy.device)
-    distribution, _ = policy.get_distribution(obs_tensor, (zeros, zeros.clone()), episode_starts)  # type: ignore[call-arg]
+    get_distribution: Any = policy.get_distribution  # sb3-contrib's signature: (obs, lstm_states, episode_starts)
+    distribution, _ = get_distribution(obs_tensor, (zeros, zeros.clone()), episode_starts)
     return distribution
 
 

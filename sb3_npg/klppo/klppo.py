@@ -506,7 +506,7 @@ class KLPPO(OnPolicyAlgorithm):
     def _evaluate_actions(
         self, batch: RolloutBufferSamples, actions: th.Tensor
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
-        """Values, log-probabilities of ``actions`` and entropy at the states of a minibatch (a hook for recurrent policies)."""
+        """Values, log-probabilities of ``actions`` and entropy at the states of a minibatch (a hook for recurrent ones)."""
         return self.policy.evaluate_actions(batch.observations, actions)
 
     def _old_distribution(self, batch: RolloutBufferSamples) -> Distribution:

@@ -279,7 +279,7 @@ class NPG(OnPolicyAlgorithm):
     def _fisher_batch(self, rollout: RolloutBufferSamples) -> RolloutBufferSamples:
         """The part of the rollout the Fisher is estimated on: every ``sub_sampling_factor``-th sample."""
         factor = self.sub_sampling_factor
-        return type(rollout)(*(subsample_observations(field, factor) for field in rollout))
+        return type(rollout)(*(subsample_observations(field, factor) for field in rollout))  # type: ignore[arg-type]
 
     def _critic_loss(self, batch: RolloutBufferSamples) -> th.Tensor:
         """The value function's squared error to the returns on a minibatch."""

@@ -6,8 +6,13 @@ All timings of a comparison are taken alternately in one process on the same bat
 observations, SB3's 64x64 MLP policy) and reported as medians and ratios: the machines are shared and
 noisy, so only ratios measured side by side mean anything.
 
+The recurrent measurement times one Fisher-vector product of ``RecurrentNPG`` (sb3-contrib's LSTM policy
+with the shipped ``npg_lstm`` CartPoleNoVel-v1 architecture, the padding mask as weights) against one
+forward+backward pass of its surrogate, on the padded sequences of a real rollout, as ``train()`` sees it.
+
     python benchmarks/fvp_speed.py                      # CPU, one torch thread, writes benchmarks/results/
     python benchmarks/fvp_speed.py --device cuda --tag cuda
+    python benchmarks/fvp_speed.py --only recurrent     # the recurrent policy only (fvp_speed_recurrent_<tag>.*)
 """
 
 import argparse
@@ -117,18 +122,7 @@ def product_timings(env_id: str, n: int, device: th.device, repeats: int, cg_dam
         "trpo_hvp": lambda: trpo_product(vector),
         "forward_backward": forward_backward,
     }
-    samples: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(3):  # warm-up
-        for fn in candidates.values():
-            fn()
-    for _ in range(repeats):
-        for name, fn in candidates.items():
-            _sync(device)
-            start = clock()
-            fn()
-            _sync(device)
-            samples[name].append(clock() - start)
-    medians = {name: _median_ms(values) for name, values in samples.items()}
+    medians = _time_alternately(candidates, device, repeats)
     return {
         "n": n,
         "ours_ms": medians["ours"],
@@ -138,6 +132,95 @@ def product_timings(env_id: str, n: int, device: th.device, repeats: int, cg_dam
         "speedup_vs_trpo": medians["trpo_hvp"] / medians["ours"],
         "ratio_to_forward_backward": medians["ours"] / medians["forward_backward"],
     }
+
+
+def _time_alternately(candidates: dict, device: th.device, repeats: int) -> dict[str, float]:
+    """Median time (ms) of each candidate, called in turn ``repeats`` times after 3 warm-up rounds."""
+    clock = _clock(device)
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(3):
+        for fn in candidates.values():
+            fn()
+    for _ in range(repeats):
+        for name, fn in candidates.items():
+            _sync(device)
+            start = clock()
+            fn()
+            _sync(device)
+            samples[name].append(clock() - start)
+    return {name: _median_ms(values) for name, values in samples.items()}
+
+
+def recurrent_product_timings(env_id: str, n_envs: int, n_steps: int, device: th.device, repeats: int) -> dict:
+    """Median time of one FVP through the unrolled LSTM and of one forward+backward pass, on one real rollout."""
+    from sb3_npg import RecurrentNPG
+    from sb3_npg.common.sequences import normalize_advantages
+    from sb3_npg.zoo import config
+
+    entry = config.load_hyperparams("npg_lstm", env_id)
+    env = config.make_env_from_hyperparams(entry, env_id, seed=0, n_envs=n_envs)
+    policy_kwargs = config.constructor_kwargs(entry)["policy_kwargs"]
+    model = RecurrentNPG("MlpLstmPolicy", env, n_steps=n_steps, policy_kwargs=policy_kwargs, device=device, seed=0)
+    model.learn(n_steps * n_envs)  # one rollout fills the buffer
+    rollout = next(iter(model.rollout_buffer.get(batch_size=None)))
+    advantages = normalize_advantages(rollout.advantages, rollout.mask)
+    clock = _clock(device)
+    start = clock()
+    product = fisher_vector_product(
+        model.actor_params, model._batch_distribution(rollout), damping=model.cg_damping, weights=rollout.mask
+    )
+    _sync(device)
+    build_time = clock() - start
+
+    def forward_backward():
+        surrogate = model._surrogate(model._batch_distribution(rollout), rollout, advantages)
+        return flat_concat(th.autograd.grad(surrogate, model.actor_params))
+
+    vector = th.randn(sum(p.numel() for p in model.actor_params), device=device)
+    medians = _time_alternately({"ours": lambda: product(vector), "forward_backward": forward_backward}, device, repeats)
+    env.close()
+    return {
+        "n_envs": n_envs,
+        "n_steps": n_steps,
+        "n": n_envs * n_steps,
+        "n_sequences": int(rollout.lstm_states.pi[0].shape[1]),
+        "padded_n": int(rollout.mask.numel()),
+        "ours_ms": medians["ours"],
+        "forward_backward_ms": medians["forward_backward"],
+        "ours_build_ms": 1000.0 * build_time,
+        "ratio_to_forward_backward": medians["ours"] / medians["forward_backward"],
+    }
+
+
+def write_recurrent_results(rows: list[dict], env_id: str, device: th.device, args: argparse.Namespace) -> None:
+    """``fvp_speed_recurrent_<tag>.json`` and ``.md``."""
+    result = {
+        "env": env_id,
+        "device": str(device),
+        "torch": th.__version__,
+        "threads": args.threads,
+        "clock": _clock(device).__name__,
+        "repeats": args.recurrent_repeats,
+        "products": rows,
+    }
+    (RESULTS / f"fvp_speed_recurrent_{args.tag}.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [
+        f"# FVP speed on a recurrent policy ({env_id}, LSTM 64 + 64-unit heads as in the shipped npg_lstm entry,"
+        f" device {device}, torch {th.__version__}, {args.threads} thread(s), clock {_clock(device).__name__})",
+        "",
+        "One Fisher-vector product through the unrolled LSTM (padding masked) against one forward+backward pass",
+        "of the surrogate over the same padded sequences of one rollout (medians, taken alternately).",
+        "",
+        "| envs x steps | sequences | padded batch | ours (ms) | fwd+bwd (ms) | ours / fwd+bwd |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['n_envs']} x {row['n_steps']} | {row['n_sequences']} | {row['padded_n']} | {row['ours_ms']:.2f}"
+            f" | {row['forward_backward_ms']:.2f} | {row['ratio_to_forward_backward']:.2f}x |"
+        )
+    lines.append("")
+    (RESULTS / f"fvp_speed_recurrent_{args.tag}.md").write_text("\n".join(lines))
 
 
 def train_timings(env_id: str, n: int, device: th.device, repeats: int, cg_max_steps: int = 10) -> dict:
@@ -190,10 +273,28 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--tag", default="cpu", help="suffix of the result files")
+    parser.add_argument("--only", choices=["mlp", "recurrent"], default=None, help="run one of the two measurements")
+    parser.add_argument("--recurrent-env", default="CartPoleNoVel-v1", help="a task with an npg_lstm entry")
+    parser.add_argument("--recurrent-steps", type=int, nargs="+", default=[32, 128], help="steps per env (8 envs)")
+    parser.add_argument("--recurrent-repeats", type=int, default=20)
     args = parser.parse_args()
 
     th.set_num_threads(args.threads)
     device = th.device(args.device)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.only != "mlp":
+        rows = []
+        for n_steps in args.recurrent_steps:
+            row = recurrent_product_timings(args.recurrent_env, 8, n_steps, device, args.recurrent_repeats)
+            rows.append(row)
+            print(
+                f"LSTM 8x{n_steps} ({row['n_sequences']} sequences, padded to {row['padded_n']}): ours {row['ours_ms']:.2f} ms"
+                f"  fwd+bwd {row['forward_backward_ms']:.2f} ms  -> {row['ratio_to_forward_backward']:.2f}x fwd+bwd",
+                flush=True,
+            )
+        write_recurrent_results(rows, args.recurrent_env, device, args)
+    if args.only == "recurrent":
+        return
     products = []
     for n in args.sizes:
         row = product_timings(args.env, n, device, args.repeats)
@@ -211,7 +312,6 @@ def main() -> None:
         flush=True,
     )
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
     result = {
         "env": args.env,
         "device": str(device),

@@ -28,6 +28,11 @@ torch thread.
     python benchmarks/learning.py --envs CartPole-v1 Acrobot-v1 --seeds 0 1 2 --jobs 2
     python benchmarks/learning.py --envs HalfCheetah-v5 Hopper-v5 --timesteps HalfCheetah-v5=200000 Hopper-v5=200000
     python benchmarks/learning.py --dry-run          # the runs, budgets and hyperparameter entries, without running
+    python benchmarks/learning.py --suite recurrent  # LSTM policies on the NoVel tasks: npg_lstm, klppo_lstm, ppo_lstm
+
+``--suite recurrent`` compares the recurrent algorithms (``npg_lstm``, ``klppo_lstm`` and sb3-contrib's
+``RecurrentPPO`` as ``ppo_lstm``, with the zoo's ``ppo_lstm.yml``) on rl-zoo3's velocity-masked tasks
+(``CartPoleNoVel-v1``, ...), where a policy needs memory.
 """
 
 from __future__ import annotations
@@ -70,14 +75,25 @@ SUITE = (
     "HalfCheetah-v5",
     "Hopper-v5",
 )
-OUR_ALGOS = ("npg", "klppo")
+# Partially observed tasks (rl-zoo3 masks the velocities), for the recurrent (LSTM) algorithms
+RECURRENT_SUITE = (
+    "CartPoleNoVel-v1",
+    "PendulumNoVel-v1",
+    "MountainCarContinuousNoVel-v0",
+    "LunarLanderNoVel-v3",
+)
+OUR_ALGOS = ("npg", "klppo", "npg_lstm", "klppo_lstm")
 # Zoo name -> (module, class) of the peers
 PEER_ALGOS = {
     "trpo": ("sb3_contrib", "TRPO"),
     "ppo": ("stable_baselines3", "PPO"),
     "a2c": ("stable_baselines3", "A2C"),
+    "ppo_lstm": ("sb3_contrib", "RecurrentPPO"),
 }
 DEFAULT_ALGOS = ("npg", "klppo", "trpo", "ppo")
+RECURRENT_ALGOS = ("npg_lstm", "klppo_lstm", "ppo_lstm")
+# --suite NAME -> the default environments and algorithms
+SUITES = {"standard": (SUITE, DEFAULT_ALGOS), "recurrent": (RECURRENT_SUITE, RECURRENT_ALGOS)}
 EVAL_SEED_OFFSET = 10_000
 # Most copies of the evaluation environment
 EVAL_ENVS = 10
@@ -141,7 +157,7 @@ def zoo_hyperparams_file(algo: str) -> Path:
     """
     The installed rl-baselines3-zoo's hyperparameter file of a peer.
 
-    :param algo: ``"trpo"``, ``"ppo"`` or ``"a2c"``
+    :param algo: ``"trpo"``, ``"ppo"``, ``"a2c"`` or ``"ppo_lstm"``
     :return: the path of ``rl_zoo3/hyperparams/<algo>.yml``
     """
     try:
@@ -183,7 +199,7 @@ def resolve_entry(algo: str, env_id: str, version_fallback: bool = True) -> tupl
     environment when ``version_fallback`` is set (the zoo stops at the ``-v4`` MuJoCo environments).
     An Atari game without an entry takes the file's ``atari`` entry, as in the zoo.
 
-    :param algo: ``"npg"``, ``"klppo"``, ``"trpo"``, ``"ppo"`` or ``"a2c"``
+    :param algo: a name of ``OUR_ALGOS`` or ``PEER_ALGOS``
     :param env_id: a Gymnasium environment id
     :param version_fallback: whether a peer may use an older version's entry
     :return: the entry and where it comes from (``"rl_zoo3 trpo.yml[HalfCheetah-v4]"``), or ``None``
@@ -205,7 +221,7 @@ def algorithm_class(algo: str) -> type[BaseAlgorithm]:
     """
     The class of an algorithm, by its zoo name.
 
-    :param algo: ``"npg"``, ``"klppo"``, ``"trpo"``, ``"ppo"`` or ``"a2c"``
+    :param algo: a name of ``OUR_ALGOS`` or ``PEER_ALGOS``
     :return: the class
     """
     if algo in OUR_ALGOS:
@@ -511,8 +527,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     algos = sorted((*OUR_ALGOS, *PEER_ALGOS))
-    parser.add_argument("--algos", nargs="+", default=list(DEFAULT_ALGOS), choices=algos, help="algorithms")
-    parser.add_argument("--envs", nargs="+", default=list(SUITE), help="Gymnasium environment ids")
+    parser.add_argument(
+        "--suite",
+        choices=sorted(SUITES),
+        default="standard",
+        help="default --envs and --algos: 'standard' (MLP policies) or 'recurrent' (LSTM policies on the NoVel tasks)",
+    )
+    parser.add_argument("--algos", nargs="+", default=None, choices=algos, help="algorithms (default: the suite's)")
+    parser.add_argument("--envs", nargs="+", default=None, help="Gymnasium environment ids (default: the suite's)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds")
     parser.add_argument(
         "--timesteps",
@@ -538,6 +560,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--dry-run", action="store_true", help="list the runs to do and exit")
     args = parser.parse_args(argv)
+    suite_envs, suite_algos = SUITES[args.suite]
+    args.envs = list(suite_envs) if args.envs is None else args.envs
+    args.algos = list(suite_algos) if args.algos is None else args.algos
     if args.budget_scale <= 0:
         parser.error("--budget-scale must be positive")
     if args.eval_freq is not None and args.eval_freq <= 0:

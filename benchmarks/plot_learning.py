@@ -47,7 +47,7 @@ SUITE = (
     "Hopper-v5",
 )
 ALGO_ORDER = ("npg", "klppo", "trpo", "ppo", "a2c")
-OUR_ALGOS = ("npg", "klppo")
+OUR_ALGOS = ("npg", "klppo", "npg_lstm", "klppo_lstm")
 COLORS = {"npg": "tab:blue", "klppo": "tab:green", "trpo": "tab:orange", "ppo": "tab:red", "a2c": "tab:purple"}
 
 # Normalised score = (score - random) / (reference - random), per environment.

@@ -113,3 +113,24 @@ def test_learning_benchmark(learning, plot_learning, tmp_path, capsys):
     table = (tmp_path / "learning_table.md").read_text()
     assert f"| {ENV} | npg |" in table and f"| {ENV} | ppo |" in table
     assert f"--algos npg --envs {ENV} --seeds 0 --timesteps {ENV}={BUDGET}" in table
+
+
+def test_recurrent_suite(learning, tmp_path, capsys):
+    # The NoVel tasks, for npg_lstm / klppo_lstm against RecurrentPPO with the zoo's ppo_lstm.yml
+    assert learning.main(["--suite", "recurrent", "--seeds", "0", "--dry-run", "--results-dir", str(tmp_path)]) == 0
+    output = capsys.readouterr().out
+    for env_id in learning.RECURRENT_SUITE:
+        for algo in ("npg_lstm", "klppo_lstm", "ppo_lstm"):
+            assert f"  {algo} {env_id} seed 0" in output
+    assert "rl_zoo3 ppo_lstm.yml[LunarLanderNoVel-v2]" in output  # the zoo's entry predates LunarLander-v3
+    assert "sb3_npg npg_lstm.yml[CartPoleNoVel-v1]" in output
+
+    env_id, budget = "CartPoleNoVel-v1", 1024
+    args = ["--suite", "recurrent", "--algos", "npg_lstm", "ppo_lstm", "--envs", env_id, "--seeds", "0"]
+    args += ["--timesteps", f"{env_id}={budget}", "--eval-freq", "1024", "--eval-episodes", "2", "--results-dir", str(tmp_path)]
+    assert learning.main(args) == 0
+    rows = _rows(tmp_path / "learning.csv")
+    assert sorted(row["algo"] for row in rows) == ["npg_lstm", "ppo_lstm"]
+    for row in rows:
+        assert row["env"] == env_id and int(row["steps"]) >= budget
+        assert 0 < float(row["eval_mean"]) <= 500

@@ -406,3 +406,32 @@ def test_invalid_policy_and_buffer(algo):
         algo(ActorCriticPolicy, _env("cartpole"), n_steps=32, batch_size=16)
     with pytest.raises(ValueError, match="rollout_buffer_class"):
         algo("MlpLstmPolicy", _env("cartpole"), n_steps=32, batch_size=16, rollout_buffer_class=RolloutBuffer)
+
+
+# === The zoo ===
+
+
+def test_zoo_knows_the_recurrent_algorithms():
+    pytest.importorskip("rl_zoo3")
+    import rl_zoo3
+    import rl_zoo3.hyperparams_opt
+
+    from sb3_npg.zoo.registry import register
+
+    register()
+    assert rl_zoo3.ALGOS["npg_lstm"] is RecurrentNPG
+    assert rl_zoo3.ALGOS["klppo_lstm"] is RecurrentKLPPO
+    assert rl_zoo3.ALGOS["ppo_lstm"].__name__ == "RecurrentPPO"
+    assert {"npg_lstm", "klppo_lstm"} <= set(rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER)
+
+
+@pytest.mark.parametrize("algo", ["npg_lstm", "klppo_lstm"])
+def test_zoo_sampler_builds_a_recurrent_model(algo):
+    optuna = pytest.importorskip("optuna")
+    from sb3_npg.zoo.config import algorithm_class
+    from sb3_npg.zoo.hyperparams_opt import HYPERPARAMS_SAMPLER
+
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    kwargs = HYPERPARAMS_SAMPLER[algo](trial, 1, 1, {})
+    model = algorithm_class(algo)("MlpLstmPolicy", _env("cartpole"), device="cpu", **kwargs)
+    assert model.n_steps == kwargs["n_steps"]

@@ -1,6 +1,7 @@
 """The rl-baselines3-zoo plug-in: registry, Optuna samplers/converters, and every shipped hyperparameter entry."""
 
 import argparse
+import importlib.util
 import re
 from pathlib import Path
 
@@ -41,6 +42,9 @@ REQUIRED_ENTRIES = [
     "Reacher-v5",
     "atari",
 ]
+# The recurrent algorithms (zoo names as RecurrentPPO's ``ppo_lstm``) and the velocity-masked environments they cover
+RECURRENT_ALGOS = ["npg_lstm", "klppo_lstm"]
+RECURRENT_REQUIRED_ENTRIES = ["CartPoleNoVel-v1", "PendulumNoVel-v1", "MountainCarContinuousNoVel-v0", "LunarLanderNoVel-v3"]
 # The game that stands for the ``atari`` entry
 ATARI_GAME = "PongNoFrameskip-v4"
 
@@ -48,6 +52,8 @@ ATARI_GAME = "PongNoFrameskip-v4"
 def require_env(env_id: str) -> None:
     """Skip, with the reason, when the environment's package (MuJoCo, Box2D, ale-py and its ROMs) is missing."""
     game = ATARI_GAME if env_id == "atari" else env_id
+    if "NoVel-v" in env_id:
+        pytest.importorskip("rl_zoo3.import_envs", reason="rl-zoo3 registers the NoVel environments")
     if env_id == "atari" and not is_atari(game):
         pytest.skip(f"the atari entry needs ale-py and its ROMs ({game} is not registered): pip install ale-py")
     try:
@@ -58,7 +64,8 @@ def require_env(env_id: str) -> None:
 
 
 def shipped_entries() -> list[tuple[str, str]]:
-    return [(algo, env_id) for algo in ALGOS for env_id in load_all_hyperparams(algo)]
+    recurrent = RECURRENT_ALGOS if importlib.util.find_spec("sb3_contrib") else []
+    return [(algo, env_id) for algo in [*ALGOS, *recurrent] for env_id in load_all_hyperparams(algo)]
 
 
 ENTRIES = shipped_entries()
@@ -134,11 +141,12 @@ def test_converter_rejects_unknown_choice(algo):
         HYPERPARAMS_CONVERTER[algo](params)
 
 
-@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("algo", [*ALGOS, *RECURRENT_ALGOS])
 def test_required_entries_and_tuning_marks(algo):
     text = (HYPERPARAMS_DIR / f"{algo}.yml").read_text()
     entries = yaml.safe_load(text) or {}
-    missing = [env_id for env_id in REQUIRED_ENTRIES if env_id not in entries]
+    required = RECURRENT_REQUIRED_ENTRIES if algo in RECURRENT_ALGOS else REQUIRED_ENTRIES
+    missing = [env_id for env_id in required if env_id not in entries]
     assert not missing, f"{algo}.yml has no entry for {missing}"
     # Every entry says, in the comment block right above it, whether (and how) it was tuned
     lines = text.splitlines()

@@ -1,12 +1,13 @@
 """
 The ``sb3-npg`` command line (also ``python -m sb3_npg``): rl-baselines3-zoo's sub-commands, with
-``npg`` and ``klppo`` registered and this package's hyperparameter files used by default.
+``npg`` and ``klppo`` (and their recurrent versions ``npg_lstm`` and ``klppo_lstm``) registered and this
+package's hyperparameter files used by default.
 
 Each sub-command is the zoo's own, with its flags and behaviour unchanged (``ExperimentManager``,
 callbacks, ``VecNormalize``, saving to ``<log folder>/<algo>/<env>_<run>/``). Before handing over,
 the command line
 
-* registers ``npg`` and ``klppo`` with the zoo (:func:`sb3_npg.zoo.registry.register`),
+* registers ``npg``, ``klppo``, ``npg_lstm`` and ``klppo_lstm`` with the zoo (:func:`sb3_npg.zoo.registry.register`),
 * adds ``--algo npg`` when no ``--algo`` is given (``train``, ``enjoy``, ``record_video``),
 * adds ``--conf-file <sb3_npg/zoo/hyperparams/<algo>.yml>`` to ``train`` when the algorithm is ours and
   no ``-conf``/``--conf-file`` is given (the zoo would otherwise look for ``<algo>.yml`` inside its
@@ -29,7 +30,7 @@ from sb3_npg.zoo import tuning
 from sb3_npg.zoo.config import HYPERPARAMS_DIR
 from sb3_npg.zoo.registry import default_conf_file, register
 
-OUR_ALGOS = ("npg", "klppo")
+OUR_ALGOS = ("npg", "klppo", "npg_lstm", "klppo_lstm")
 DEFAULT_ALGO = "npg"
 # torch threads per process, unless ``--num-threads`` says otherwise (0 or less: torch's default)
 DEFAULT_NUM_THREADS = 1
@@ -107,7 +108,7 @@ def with_defaults(command: str, args: Sequence[str]) -> list[str]:
     """
     The arguments of a zoo sub-command with this package's defaults added.
 
-    ``--algo npg`` is added when no algorithm is given; for ``train`` with ``npg`` or ``klppo``,
+    ``--algo npg`` is added when no algorithm is given; for ``train`` with one of our algorithms,
     ``--conf-file`` pointing at the shipped hyperparameter file is added unless the user gave one;
     for ``train`` and ``enjoy``, ``--num-threads 1`` is added unless the user gave a thread count.
     Flags are recognised the way the zoo's parser reads them (``--algo=x``, unambiguous prefixes,

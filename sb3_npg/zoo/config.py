@@ -1,5 +1,6 @@
 """Read the shipped zoo-format hyperparameter files and build models from them, without needing rl-zoo3."""
 
+import contextlib
 import importlib
 from collections.abc import Callable
 from pathlib import Path
@@ -30,13 +31,15 @@ EXPERIMENT_KEYS = (
 )
 # Key of the entry the zoo uses for every Atari game
 ATARI_KEY = "atari"
+# Zoo names of the algorithms with recurrent (LSTM) policies, as the zoo names RecurrentPPO ``ppo_lstm``
+RECURRENT_ALGOS = ("npg_lstm", "klppo_lstm")
 
 
 def hyperparams_path(algo: str) -> Path:
     """
     Path of the shipped hyperparameter file of an algorithm.
 
-    :param algo: ``"npg"`` or ``"klppo"``
+    :param algo: ``"npg"``, ``"klppo"``, ``"npg_lstm"`` or ``"klppo_lstm"``
     :return: the path of ``<algo>.yml``
     """
     path = HYPERPARAMS_DIR / f"{algo}.yml"
@@ -49,7 +52,7 @@ def load_all_hyperparams(algo: str) -> dict[str, dict[str, Any]]:
     """
     Every entry of the shipped file of ``algo``, by environment id (and ``"atari"``).
 
-    :param algo: ``"npg"`` or ``"klppo"``
+    :param algo: ``"npg"``, ``"klppo"``, ``"npg_lstm"`` or ``"klppo_lstm"``
     :return: the entries, as the YAML file writes them (merge keys resolved)
     """
     with open(hyperparams_path(algo)) as file:
@@ -58,8 +61,15 @@ def load_all_hyperparams(algo: str) -> dict[str, dict[str, Any]]:
 
 
 def _ensure_registered(env_id: str) -> None:
-    """Register the Atari games with Gymnasium when ``env_id`` is unknown and ale-py is installed."""
+    """
+    Register the environments ``env_id`` may need when it is unknown: the Atari games (when ale-py is
+    installed) and rl-zoo3's velocity-masked ``<Env>NoVel-v<k>`` (when rl-zoo3 is installed).
+    """
     if env_id in gym.registry:
+        return
+    if "NoVel-v" in env_id:
+        with contextlib.suppress(ImportError):
+            importlib.import_module("rl_zoo3.import_envs")
         return
     try:
         ale_py = importlib.import_module("ale_py")
@@ -86,7 +96,7 @@ def load_hyperparams(algo: str, env_id: str) -> dict[str, Any]:
 
     As in the zoo, an Atari game without an entry of its own gets the ``atari`` entry.
 
-    :param algo: ``"npg"`` or ``"klppo"``
+    :param algo: ``"npg"``, ``"klppo"``, ``"npg_lstm"`` or ``"klppo_lstm"``
     :param env_id: a Gymnasium environment id (or ``"atari"``)
     :return: the entry, as the YAML file writes it
     """
@@ -237,12 +247,16 @@ def algorithm_class(algo: str) -> type[BaseAlgorithm]:
     """
     The class of one of this package's algorithms, by its zoo name.
 
-    :param algo: ``"npg"`` or ``"klppo"``
+    :param algo: ``"npg"``, ``"klppo"``, ``"npg_lstm"`` or ``"klppo_lstm"``
     :return: the algorithm's class
     """
     from sb3_npg import KLPPO, NPG
 
     classes: dict[str, type[BaseAlgorithm]] = {"npg": NPG, "klppo": KLPPO}
+    if algo in RECURRENT_ALGOS:  # sb3-contrib's recurrent policies: imported only when asked for
+        from sb3_npg import RecurrentKLPPO, RecurrentNPG
+
+        classes.update(npg_lstm=RecurrentNPG, klppo_lstm=RecurrentKLPPO)
     if algo not in classes:
         raise ValueError(f"algo must be one of {sorted(classes)}, got {algo!r}")
     return classes[algo]
@@ -252,7 +266,7 @@ def build_model(algo: str, env_id: str, seed: int | None = None, **overrides: An
     """
     Build a model from the shipped hyperparameters of ``algo`` for ``env_id``.
 
-    :param algo: ``"npg"`` or ``"klppo"``
+    :param algo: ``"npg"``, ``"klppo"``, ``"npg_lstm"`` or ``"klppo_lstm"``
     :param env_id: the environment id
     :param seed: the seed of the model and the environments
     :param overrides: constructor arguments that replace the file's (``verbose``, ``device``, ...)

@@ -158,5 +158,16 @@ def sample_klppo_params(trial: optuna.Trial, n_actions: int, n_envs: int, additi
     return convert_klppo_params(trial.params)
 
 
-HYPERPARAMS_SAMPLER = {"npg": sample_npg_params, "klppo": sample_klppo_params}
-HYPERPARAMS_CONVERTER = {"npg": convert_npg_params, "klppo": convert_klppo_params}
+# The recurrent algorithms search the same space (the LSTM keeps sb3-contrib's default size)
+HYPERPARAMS_SAMPLER = {
+    "npg": sample_npg_params,
+    "klppo": sample_klppo_params,
+    "npg_lstm": sample_npg_params,
+    "klppo_lstm": sample_klppo_params,
+}
+HYPERPARAMS_CONVERTER = {
+    "npg": convert_npg_params,
+    "klppo": convert_klppo_params,
+    "npg_lstm": convert_npg_params,
+    "klppo_lstm": convert_klppo_params,
+}

@@ -16,12 +16,13 @@ module does not import rl-zoo3; :func:`register` does.
     register()  # now rl_zoo3.utils.ALGOS["npg"] is sb3_npg.NPG
 """
 
+import importlib.util
 from collections.abc import Callable
 from typing import Any
 
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from sb3_npg.zoo.config import algorithm_class, constructor_kwargs, hyperparams_path
+from sb3_npg.zoo.config import RECURRENT_ALGOS, algorithm_class, constructor_kwargs, hyperparams_path
 
 # Keys our algorithms accept as schedules, beyond those the zoo already turns into schedules
 SCHEDULE_KEYS = ("target_kl",)
@@ -31,16 +32,22 @@ def algorithms() -> dict[str, type[BaseAlgorithm]]:
     """
     The zoo names of this package's algorithms and their classes.
 
-    :return: ``{"npg": NPG, "klppo": KLPPO}``
+    The recurrent ones (``npg_lstm``, ``klppo_lstm``, as the zoo's ``ppo_lstm``) are included when
+    sb3-contrib is installed.
+
+    :return: ``{"npg": NPG, "klppo": KLPPO, "npg_lstm": RecurrentNPG, "klppo_lstm": RecurrentKLPPO}``
     """
-    return {name: algorithm_class(name) for name in ("npg", "klppo")}
+    names = ["npg", "klppo"]
+    if importlib.util.find_spec("sb3_contrib") is not None:
+        names += RECURRENT_ALGOS
+    return {name: algorithm_class(name) for name in names}
 
 
 def default_conf_file(algo: str) -> str:
     """
     The shipped hyperparameter file of one of our algorithms, as the zoo's ``--conf-file`` expects it.
 
-    :param algo: ``"npg"`` or ``"klppo"``
+    :param algo: ``"npg"``, ``"klppo"``, ``"npg_lstm"`` or ``"klppo_lstm"``
     :return: the path of ``sb3_npg/zoo/hyperparams/<algo>.yml``
     """
     return str(hyperparams_path(algo))

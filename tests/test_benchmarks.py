@@ -127,7 +127,8 @@ def test_recurrent_suite(learning, tmp_path, capsys):
 
     env_id, budget = "CartPoleNoVel-v1", 1024
     args = ["--suite", "recurrent", "--algos", "npg_lstm", "ppo_lstm", "--envs", env_id, "--seeds", "0"]
-    args += ["--timesteps", f"{env_id}={budget}", "--eval-freq", "1024", "--eval-episodes", "2", "--results-dir", str(tmp_path)]
+    args += ["--timesteps", f"{env_id}={budget}", "--eval-freq", "1024", "--eval-episodes", "2"]
+    args += ["--results-dir", str(tmp_path)]
     assert learning.main(args) == 0
     rows = _rows(tmp_path / "learning.csv")
     assert sorted(row["algo"] for row in rows) == ["npg_lstm", "ppo_lstm"]

@@ -394,6 +394,40 @@ def test_lstm_layouts_and_ownership(algo, policy_kwargs):
     assert model.logger.name_to_value["train/update_skipped"] == 0.0
 
 
+class _ImageEnv(gym.Env):
+    """Images (and, as a Dict, images with a vector) for the CNN and multi-input LSTM policies."""
+
+    def __init__(self, as_dict: bool = False):
+        image = spaces.Box(0, 255, (36, 36, 1), dtype=np.uint8)
+        self.observation_space = spaces.Dict({"img": image, "vec": spaces.Box(-1, 1, (2,))}) if as_dict else image
+        self.action_space = spaces.Discrete(2)
+        self._t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self._t = 0
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        self._t += 1
+        return self.observation_space.sample(), float(action), self._t >= 5, False, {}
+
+
+@pytest.mark.parametrize("algo", ALGOS, ids=_algo_id)
+@pytest.mark.parametrize("policy", ["CnnLstmPolicy", "MultiInputLstmPolicy", "gSDE"])
+def test_image_dict_observations_and_gsde(algo, policy):
+    if policy == "gSDE":
+        env, policy, extra = _env("pendulum"), "MlpLstmPolicy", dict(use_sde=True, sde_sample_freq=4)
+    else:
+        env, extra = make_vec_env(lambda: _ImageEnv(as_dict=policy == "MultiInputLstmPolicy")), {}
+    kwargs = _small(algo, n_steps=16, batch_size=8, policy_kwargs=dict(lstm_hidden_size=4, net_arch=[]), **extra)
+    model = algo(policy, env, seed=0, device="cpu", **kwargs)
+    model.learn(32)
+    assert model.logger.name_to_value["train/update_skipped"] == 0.0
+    if policy == "MultiInputLstmPolicy":
+        assert type(model.rollout_buffer).__name__ == "RecurrentDictRolloutBuffer"
+
+
 def test_npg_line_search_and_fisher_subsampling():
     model = _filled_model(RecurrentNPG, line_search=True, sub_sampling_factor=2)
     assert model.logger.name_to_value["train/update_skipped"] == 0.0

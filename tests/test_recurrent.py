@@ -21,7 +21,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_npg import RecurrentKLPPO, RecurrentNPG
 from sb3_npg.common.conjugate_gradient import conjugate_gradient
-from sb3_npg.common.fisher import fisher_vector_product, flat_concat, gauss_newton_vector_product
+from sb3_npg.common.fisher import fisher_vector_product, gauss_newton_vector_product
 from sb3_npg.common.recurrent import sequence_distribution
 from sb3_npg.common.sequences import normalize_advantages, subsample_sequences, weighted_mean
 from sb3_npg.common.utils import actor_parameters

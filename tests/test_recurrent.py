@@ -24,7 +24,7 @@ from sb3_npg.common.conjugate_gradient import conjugate_gradient
 from sb3_npg.common.fisher import fisher_vector_product, gauss_newton_vector_product
 from sb3_npg.common.recurrent import sequence_distribution
 from sb3_npg.common.sequences import normalize_advantages, subsample_sequences, weighted_mean
-from sb3_npg.common.utils import actor_parameters
+from sb3_npg.common.utils import actor_parameters, flat_concat
 
 ALGOS = [RecurrentNPG, RecurrentKLPPO]
 SMALL = dict(n_steps=64, batch_size=32, policy_kwargs=dict(lstm_hidden_size=8, net_arch=[8]))

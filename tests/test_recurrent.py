@@ -1,6 +1,8 @@
 """Recurrent (LSTM) policies: the Fisher through time against brute force, padding, and the SB3 API of both algorithms."""
 
 import glob
+import subprocess
+import sys
 
 import gymnasium as gym
 import numpy as np
@@ -469,3 +471,27 @@ def test_zoo_sampler_builds_a_recurrent_model(algo):
     kwargs = HYPERPARAMS_SAMPLER[algo](trial, 1, 1, {})
     model = algorithm_class(algo)("MlpLstmPolicy", _env("cartpole"), device="cpu", **kwargs)
     assert model.n_steps == kwargs["n_steps"]
+
+
+def test_cli_defaults_to_the_shipped_recurrent_files():
+    pytest.importorskip("rl_zoo3")
+    from sb3_npg.zoo.cli import with_defaults
+    from sb3_npg.zoo.config import hyperparams_path
+
+    conf = str(hyperparams_path("npg_lstm"))
+    assert with_defaults("train", ["--algo", "npg_lstm"]) == ["--algo", "npg_lstm", "--conf-file", conf]
+    assert with_defaults("train", ["--algo", "ppo_lstm"]) == ["--algo", "ppo_lstm"]  # the zoo's own file
+
+
+@pytest.mark.slow
+def test_zoo_trains_and_replays_npg_lstm(tmp_path):
+    pytest.importorskip("rl_zoo3")
+    logs, env_id = tmp_path / "logs", "CartPoleNoVel-v1"
+    base = [sys.executable, "-m", "sb3_npg"]
+    train = [*base, "train", "--algo", "npg_lstm", "--env", env_id, "-n", "1024", "-f", str(logs), "--seed", "0"]
+    subprocess.run([*train, "--num-threads", "1"], cwd=tmp_path, check=True, capture_output=True, timeout=300)
+    run_dir = logs / "npg_lstm" / f"{env_id}_1"
+    assert (run_dir / f"{env_id}.zip").is_file()
+    enjoy = [*base, "enjoy", "--algo", "npg_lstm", "--env", env_id, "-f", str(logs), "--no-render", "-n", "100"]
+    result = subprocess.run([*enjoy, "--num-threads", "1"], cwd=tmp_path, check=True, capture_output=True, text=True)
+    assert f"Loading {run_dir / f'{env_id}.zip'}" in result.stdout

@@ -33,6 +33,13 @@ torch thread.
 ``--suite recurrent`` compares the recurrent algorithms (``npg_lstm``, ``klppo_lstm`` and sb3-contrib's
 ``RecurrentPPO`` as ``ppo_lstm``, with the zoo's ``ppo_lstm.yml``) on rl-zoo3's velocity-masked tasks
 (``CartPoleNoVel-v1``, ...), where a policy needs memory.
+
+``--variant NAME KEY=VALUE ...`` (repeatable) runs every algorithm of ``--algos`` with its entry changed by the
+overrides instead of as shipped, recorded as algorithm ``<algo>:<NAME>``; a value written ``<x>*d`` is ``x``
+times the number of action dimensions of the environment:
+
+    python benchmarks/learning.py --algos npg --envs HalfCheetah-v5 --results-dir benchmarks/results/ablation \
+        --variant trpo-semantics cg_damping=0.1*d damped_step_size=true --variant shipped
 """
 
 from __future__ import annotations
@@ -53,6 +60,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+import gymnasium as gym
+import numpy as np
 import torch as th
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -136,11 +145,18 @@ class RunSpec:
     entry: dict[str, Any] = field(hash=False, compare=False)
     source: str = ""
     device: str = "cpu"
+    variant: str = ""
+    overrides: str = ""
+
+    @property
+    def label(self) -> str:
+        """The name of the run's algorithm in the results: ``<algo>`` or ``<algo>:<variant>``."""
+        return f"{self.algo}:{self.variant}" if self.variant else self.algo
 
     @property
     def key(self) -> tuple[str, str, int, int]:
         """What identifies a finished run in ``learning.csv``."""
-        return (self.algo, self.env, self.seed, self.timesteps)
+        return (self.label, self.env, self.seed, self.timesteps)
 
 
 def default_eval_freq(timesteps: int) -> int:
@@ -321,7 +337,7 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
 
     steps, final_mean, final_std = evaluation.records[-1]
     row = {
-        "algo": spec.algo,
+        "algo": spec.label,
         "env": spec.env,
         "seed": spec.seed,
         "timesteps": spec.timesteps,
@@ -334,13 +350,13 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         "n_envs": model.n_envs,
         "eval_freq": spec.eval_freq,
         "eval_episodes": spec.eval_episodes,
-        "hyperparams": spec.source,
+        "hyperparams": f"{spec.source} with {spec.overrides}" if spec.overrides else spec.source,
         "device": spec.device,
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     curve = [
         {
-            "algo": spec.algo,
+            "algo": spec.label,
             "env": spec.env,
             "seed": spec.seed,
             "budget": spec.timesteps,
@@ -411,14 +427,81 @@ def parse_timesteps(items: Sequence[str]) -> dict[str, int]:
     return budgets
 
 
+Variant = tuple[str, dict[str, str]]
+
+
+def parse_variants(items: Sequence[Sequence[str]] | None) -> list[Variant]:
+    """
+    ``--variant NAME KEY=VALUE ...`` arguments as ``(name, {key: value})`` pairs (values still unparsed).
+
+    :param items: one list per ``--variant``: the name, then the overrides
+    :return: the variants, or ``[("", {})]`` (the entries as they are) when there are none
+    """
+    if not items:
+        return [("", {})]
+    variants: list[Variant] = []
+    for name, *pairs in items:
+        if not name or "=" in name or ":" in name:
+            raise argparse.ArgumentTypeError(f"--variant takes NAME KEY=VALUE ..., NAME without '=' or ':', got {name!r}")
+        if name in {known for known, _ in variants}:
+            raise argparse.ArgumentTypeError(f"--variant {name} is given twice")
+        overrides = {}
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            if not key or not sep or not value:
+                raise argparse.ArgumentTypeError(f"--variant {name}: overrides are KEY=VALUE, got {pair!r}")
+            overrides[key] = value
+        variants.append((name, overrides))
+    return variants
+
+
+def action_dims(env_id: str) -> int:
+    """
+    The number of action dimensions of an environment (1 for a discrete action).
+
+    :param env_id: a Gymnasium environment id
+    :return: the size of a ``Box`` or ``MultiBinary`` action, the number of sub-actions of a ``MultiDiscrete`` one, else 1
+    """
+    env = gym.make(env_id)
+    try:
+        shape = env.action_space.shape
+        return int(np.prod(shape)) if shape else 1
+    finally:
+        env.close()
+
+
+def apply_overrides(entry: dict[str, Any], overrides: dict[str, str], env_id: str) -> tuple[dict[str, Any], str]:
+    """
+    An entry with a variant's overrides: each value is read as YAML, except ``<x>*d``, which is ``x`` times the
+    environment's action dimensions.
+
+    :param entry: the hyperparameter entry
+    :param overrides: ``{key: value}`` as given on the command line
+    :param env_id: the environment (for ``*d``)
+    :return: the new entry, and the overrides with their values as used (``"cg_damping=0.6 damped_step_size=True"``)
+    """
+    changed = dict(entry)
+    for key, text in overrides.items():
+        if text.endswith("*d"):
+            try:
+                value: Any = round(float(text[:-2]) * action_dims(env_id), 12)
+            except ValueError as error:
+                raise ValueError(f"override {key}={text}: '<x>*d' needs a number x") from error
+        else:
+            value = yaml.safe_load(text)
+        changed[key] = value
+    return changed, " ".join(f"{key}={changed[key]}" for key in overrides)
+
+
 def plan_runs(args: argparse.Namespace) -> tuple[list[RunSpec], list[str]]:
     """
-    The runs the arguments ask for, in the order they will start (environment, then seed, then algo).
+    The runs the arguments ask for, in the order they will start (environment, then seed, then algo, then variant).
 
     :param args: the parsed command line
     :return: the runs, and a message for each run that has no hyperparameters
     """
     budgets = parse_timesteps(args.timesteps)
+    variants = parse_variants(getattr(args, "variant", None))
     for env_id in budgets:
         if env_id not in args.envs:
             print(f"note: --timesteps {env_id}=... ignored: {env_id} is not in --envs", flush=True)
@@ -443,12 +526,29 @@ def plan_runs(args: argparse.Namespace) -> tuple[list[RunSpec], list[str]]:
                 else:
                     raise ValueError(f"{source} has no n_timesteps: give --timesteps {env_id}=N")
                 eval_freq = args.eval_freq or default_eval_freq(timesteps)
-                runs.append(RunSpec(algo, env_id, seed, timesteps, eval_freq, args.eval_episodes, entry, source, args.device))
+                for variant, overrides in variants:
+                    changed, described = apply_overrides(entry, overrides, env_id)
+                    runs.append(
+                        RunSpec(
+                            algo,
+                            env_id,
+                            seed,
+                            timesteps,
+                            eval_freq,
+                            args.eval_episodes,
+                            changed,
+                            source,
+                            args.device,
+                            variant,
+                            described,
+                        )
+                    )
     return runs, skipped
 
 
 def _describe(spec: RunSpec) -> str:
-    return f"{spec.algo} {spec.env} seed {spec.seed} ({spec.timesteps} steps, {spec.source})"
+    overrides = f" with {spec.overrides}" if spec.overrides else ""
+    return f"{spec.label} {spec.env} seed {spec.seed} ({spec.timesteps} steps, {spec.source}{overrides})"
 
 
 def _record(results_dir: Path, result: dict[str, Any]) -> None:
@@ -558,6 +658,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="skip a peer that has no entry for the environment's own version instead of using an older version's",
     )
+    parser.add_argument(
+        "--variant",
+        nargs="+",
+        action="append",
+        metavar="NAME KEY=VALUE",
+        help="run the algorithms with these overrides of their entries, as '<algo>:NAME' (repeatable; "
+        "a value '<x>*d' is x times the action dimensions)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="list the runs to do and exit")
     args = parser.parse_args(argv)
     suite_envs, suite_algos = SUITES[args.suite]
@@ -571,6 +679,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--eval-episodes and --jobs must be positive")
     try:
         parse_timesteps(args.timesteps)
+        parse_variants(args.variant)
     except argparse.ArgumentTypeError as error:
         parser.error(str(error))
     return args

@@ -87,6 +87,11 @@ class NPG(OnPolicyAlgorithm):
     :param gamma: Discount factor
     :param cg_max_steps: Number of conjugate-gradient iterations (Fisher-vector products) per update
     :param cg_damping: Damping ``lambda`` of the solve ``(F + lambda I) s = g``
+    :param damped_step_size: Size the step with the damped quadratic ``s^T (F + lambda I) s`` instead of the
+        undamped ``s^T F s``, as sb3-contrib's TRPO does: the quadratic KL model of the step then stays below
+        ``target_kl``, the more so the stronger the damping. TRPO averages the KL over the ``d`` dimensions of a
+        Box action, so NPG with ``line_search=True``, ``damped_step_size=True``, ``target_kl=d * delta`` and
+        ``cg_damping=d * lambda`` takes the step of TRPO with ``target_kl=delta`` and ``cg_damping=lambda``
     :param line_search: Whether to backtrack the step on the measured KL and the surrogate (TRPO)
     :param line_search_shrinking_factor: Step reduction factor of the line search
         (``theta_new = theta + factor^i * step``)
@@ -131,6 +136,7 @@ class NPG(OnPolicyAlgorithm):
         gamma: float = 0.99,
         cg_max_steps: int = 10,
         cg_damping: float = 0.01,
+        damped_step_size: bool = False,
         line_search: bool = False,
         line_search_shrinking_factor: float = 0.8,
         line_search_max_iter: int = 10,
@@ -157,6 +163,8 @@ class NPG(OnPolicyAlgorithm):
         check_float("gamma", gamma, 0.0, 1.0)
         check_int("cg_max_steps", cg_max_steps, 1)
         check_float("cg_damping", cg_damping, 0.0)
+        if not isinstance(damped_step_size, bool):
+            raise ValueError(f"damped_step_size must be True or False, got {damped_step_size!r}")
         check_float("line_search_shrinking_factor", line_search_shrinking_factor, 0.0, 1.0, False, False)
         check_int("line_search_max_iter", line_search_max_iter, 1)
         check_int("n_critic_updates", n_critic_updates, 0)
@@ -195,6 +203,7 @@ class NPG(OnPolicyAlgorithm):
         self.batch_size = batch_size
         self.cg_max_steps = cg_max_steps
         self.cg_damping = cg_damping
+        self.damped_step_size = damped_step_size
         self.line_search = line_search
         self.line_search_shrinking_factor = line_search_shrinking_factor
         self.line_search_max_iter = line_search_max_iter
@@ -319,7 +328,8 @@ class NPG(OnPolicyAlgorithm):
         self, rollout: RolloutBufferSamples, advantages: th.Tensor, target_kl: float
     ) -> tuple[th.Tensor, dict[str, th.Tensor]]:
         """
-        The full step ``sqrt(2 delta / s^T F s) s`` with ``s`` solving ``(F + lambda I) s = g``, and its diagnostics.
+        The full step ``sqrt(2 delta / s^T F s) s`` with ``s`` solving ``(F + lambda I) s = g``, and its diagnostics
+        (``s^T (F + lambda I) s`` in place of ``s^T F s`` with ``damped_step_size``).
 
         Everything stays on the device (no host synchronisation); the graphs die when this returns.
         """
@@ -343,9 +353,10 @@ class NPG(OnPolicyAlgorithm):
         )
         solve = conjugate_gradient(fvp, gradient, max_iter=self.cg_max_steps)
         direction = solve.solution
-        # Undamped quadratic form: damping regularises the solve, it must not shrink the step
-        sfs = direction @ fvp(direction) - self.cg_damping * (direction @ direction)
-        step_size = natural_step_size(sfs, target_kl)
+        # Undamped quadratic form: damping regularises the solve, it shrinks the step only when asked to
+        damped_sfs = direction @ fvp(direction)
+        sfs = damped_sfs - self.cg_damping * (direction @ direction)
+        step_size = natural_step_size(damped_sfs if self.damped_step_size else sfs, target_kl)
         full_step = step_size * direction
         stats = {
             "step_size": step_size,

@@ -36,7 +36,7 @@ torch thread.
 
 ``--variant NAME KEY=VALUE ...`` (repeatable) runs every algorithm of ``--algos`` with its entry changed by the
 overrides instead of as shipped, recorded as algorithm ``<algo>:<NAME>``; a value written ``<x>*d`` is ``x``
-times the number of action dimensions of the environment:
+times the number of action dimensions of the environment (of a ``Box`` or ``MultiBinary`` action, else 1):
 
     python benchmarks/learning.py --algos npg --envs HalfCheetah-v5 --results-dir benchmarks/results/ablation \
         --variant trpo-semantics cg_damping=0.1*d damped_step_size=true --variant shipped
@@ -457,15 +457,16 @@ def parse_variants(items: Sequence[Sequence[str]] | None) -> list[Variant]:
 
 def action_dims(env_id: str) -> int:
     """
-    The number of action dimensions of an environment (1 for a discrete action).
+    The number of action dimensions that sb3-contrib's TRPO averages its KL over.
 
     :param env_id: a Gymnasium environment id
-    :return: the size of a ``Box`` or ``MultiBinary`` action, the number of sub-actions of a ``MultiDiscrete`` one, else 1
+    :return: the size of a ``Box`` or ``MultiBinary`` action; 1 for ``Discrete`` and ``MultiDiscrete``,
+        whose KL TRPO takes jointly
     """
     env = gym.make(env_id)
     try:
-        shape = env.action_space.shape
-        return int(np.prod(shape)) if shape else 1
+        space = env.action_space
+        return int(np.prod(space.shape)) if isinstance(space, (gym.spaces.Box, gym.spaces.MultiBinary)) else 1
     finally:
         env.close()
 

@@ -52,6 +52,7 @@ class RecordingLogger:
         ({"cg_max_steps": 0}, "cg_max_steps"),
         ({"cg_max_steps": 2.5}, "cg_max_steps"),
         ({"cg_damping": -1e-3}, "cg_damping"),
+        ({"damped_step_size": 1}, "damped_step_size"),
         ({"line_search_shrinking_factor": 1.0}, "line_search_shrinking_factor"),
         ({"line_search_max_iter": 0}, "line_search_max_iter"),
         ({"n_critic_updates": -1}, "n_critic_updates"),

@@ -90,7 +90,7 @@ class NPG(OnPolicyAlgorithm):
     :param damped_step_size: Size the step with the damped quadratic ``s^T (F + lambda I) s`` instead of the
         undamped ``s^T F s``, as sb3-contrib's TRPO does: the quadratic KL model of the step then stays below
         ``target_kl``, the more so the stronger the damping. TRPO averages the KL over the ``d`` dimensions of a
-        Box action, so NPG with ``line_search=True``, ``damped_step_size=True``, ``target_kl=d * delta`` and
+        Box or MultiBinary action, so NPG with ``line_search=True``, ``damped_step_size=True``, ``target_kl=d * delta`` and
         ``cg_damping=d * lambda`` takes the step of TRPO with ``target_kl=delta`` and ``cg_damping=lambda``
     :param line_search: Whether to backtrack the step on the measured KL and the surrogate (TRPO)
     :param line_search_shrinking_factor: Step reduction factor of the line search

@@ -82,6 +82,40 @@ def test_missing_entry_is_skipped(learning, tmp_path, capsys):
     assert runs == [] and len(skipped) == 1 and "NoSuchEnvironment-v0" in skipped[0]
 
 
+def test_variants_are_planned_with_their_overrides(learning, tmp_path):
+    variant_args = ["--variant", "trpo", "cg_damping=0.1*d", "damped_step_size=true", "--variant", "shipped"]
+    args = learning.parse_args(
+        [
+            "--algos",
+            "npg",
+            "--envs",
+            "MountainCarContinuous-v0",
+            "LunarLanderContinuous-v3",
+            "CartPole-v1",
+            "--seeds",
+            "0",
+            "--results-dir",
+            str(tmp_path),
+            *variant_args,
+        ]
+    )
+    runs, _ = learning.plan_runs(args)
+    by_key = {(spec.label, spec.env): spec for spec in runs}
+    assert len(runs) == 6 and {spec.algo for spec in runs} == {"npg"}
+    # <x>*d: x times the action size of a Box action (2 for LunarLanderContinuous), x for a discrete one
+    for env_id, damping in [("MountainCarContinuous-v0", 0.1), ("LunarLanderContinuous-v3", 0.2), ("CartPole-v1", 0.1)]:
+        spec = by_key[("npg:trpo", env_id)]
+        assert spec.entry["cg_damping"] == damping and spec.entry["damped_step_size"] is True
+        assert spec.overrides == f"cg_damping={damping} damped_step_size=True"
+        assert spec.key == ("npg:trpo", env_id, 0, spec.timesteps)
+        shipped = by_key[("npg:shipped", env_id)]
+        assert shipped.entry == learning.resolve_entry("npg", env_id)[0] and shipped.overrides == ""
+    with pytest.raises(SystemExit):
+        learning.parse_args(["--variant", "bad", "cg_damping"])
+    with pytest.raises(SystemExit):
+        learning.parse_args(["--variant", "twice", "--variant", "twice"])
+
+
 def test_learning_benchmark(learning, plot_learning, tmp_path, capsys):
     assert learning.main([*ARGS, "--results-dir", str(tmp_path)]) == 0
 

@@ -15,6 +15,12 @@ Writes into the results directory (default ``benchmarks/results``):
 
     python benchmarks/plot_learning.py
     python benchmarks/plot_learning.py --results-dir /path/to/results
+
+``--compare-dir DIR --compare-algos ALGO ...`` adds the runs of those algorithms from another results directory,
+in the environments and at the budgets of this one (say, TRPO beside a set of ``--variant`` runs):
+
+    python benchmarks/plot_learning.py --results-dir benchmarks/results/ablation \
+        --compare-dir benchmarks/results --compare-algos trpo npg
 """
 
 from __future__ import annotations
@@ -72,7 +78,13 @@ CONFIDENCE = 0.95
 
 
 def _algo_rank(algo: str) -> tuple[int, str]:
-    return (ALGO_ORDER.index(algo) if algo in ALGO_ORDER else len(ALGO_ORDER), algo)
+    base = _base_algo(algo)
+    return (ALGO_ORDER.index(base) if base in ALGO_ORDER else len(ALGO_ORDER), algo)
+
+
+def _base_algo(algo: str) -> str:
+    """The algorithm of a ``--variant`` run (``npg`` for ``npg:<variant>``)."""
+    return algo.partition(":")[0]
 
 
 def _env_order(envs: Sequence[str]) -> list[str]:
@@ -101,6 +113,26 @@ def load_results(results_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     else:
         curves = pd.DataFrame(columns=["algo", "env", "seed", "budget", "timesteps", "eval_mean", "eval_std"])
     return runs, curves
+
+
+def add_comparison(
+    runs: pd.DataFrame, curves: pd.DataFrame, compare_dir: Path, algos: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """
+    Add the runs of ``algos`` from another results directory, in the environments and at the budgets of ``runs``.
+
+    :param runs: the runs of this results directory
+    :param curves: their curves
+    :param compare_dir: the other results directory
+    :param algos: the algorithms to take from it
+    :return: the runs and the curves with the others added
+    """
+    other_runs, other_curves = load_results(compare_dir)
+    budgets = runs[["env", "timesteps"]].drop_duplicates()
+    other_runs = other_runs[other_runs["algo"].isin(algos)].merge(budgets, on=["env", "timesteps"], how="inner")
+    finished = other_runs[["algo", "env", "seed", "timesteps"]].rename(columns={"timesteps": "budget"})
+    other_curves = other_curves.merge(finished, on=["algo", "env", "seed", "budget"], how="inner")
+    return pd.concat([runs, other_runs], ignore_index=True), pd.concat([curves, other_curves], ignore_index=True)
 
 
 def bootstrap_ci(values: np.ndarray, reps: int = BOOTSTRAP_REPS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -329,22 +361,28 @@ def _number(x: float, decimals: int | None = None) -> str:
     return f"{x:.{_decimals(x) if decimals is None else decimals}f}"
 
 
-def reproduce_command(algo: str, env: str, seeds: Sequence[int], budget: int, eval_freq: int, eval_episodes: int) -> str:
+def reproduce_command(
+    algo: str, env: str, seeds: Sequence[int], budget: int, eval_freq: int, eval_episodes: int, overrides: str = ""
+) -> str:
     """
     The ``learning.py`` command that reruns one row of the table.
 
-    :param algo: the algorithm
+    :param algo: the algorithm (``<algo>:<variant>`` for a ``--variant`` run)
     :param env: the environment
     :param seeds: the seeds of the row
     :param budget: the budget
     :param eval_freq: the evaluation interval of the runs
     :param eval_episodes: the episodes per evaluation of the runs
+    :param overrides: the variant's overrides as used (``"cg_damping=0.6 damped_step_size=True"``)
     :return: the command
     """
+    base, _, variant = algo.partition(":")
     command = (
-        f"python benchmarks/learning.py --algos {algo} --envs {env} --seeds {' '.join(str(s) for s in seeds)} "
+        f"python benchmarks/learning.py --algos {base} --envs {env} --seeds {' '.join(str(s) for s in seeds)} "
         f"--timesteps {env}={budget}"
     )
+    if variant:
+        command += f" --variant {variant} {overrides}".rstrip()
     if eval_freq != max(1, budget // EVALS_PER_RUN):
         command += f" --eval-freq {eval_freq}"
     if eval_episodes != DEFAULT_EVAL_EPISODES:
@@ -383,12 +421,12 @@ def learning_table(runs: pd.DataFrame) -> str:
                 fps = float(cell["fps"].median())
                 ratios = [f"{fps / speed[peer]:.2f}x" if peer in speed.index else "-" for peer in ("trpo", "ppo")]
                 behind = "-"
-                if algo in OUR_ALGOS:
+                if _base_algo(algo) in OUR_ALGOS:
                     ours = float(scores.mean())
                     gaps = [
                         f"{peer} ({_number(final_mean[peer] - ours)})"
                         for peer in sorted(final_mean.index, key=_algo_rank)
-                        if peer not in OUR_ALGOS and final_mean[peer] > ours
+                        if _base_algo(peer) not in OUR_ALGOS and final_mean[peer] > ours
                     ]
                     behind = ", ".join(gaps) if gaps else "none"
                 sources = ", ".join(sorted(cell["hyperparams"].astype(str).unique()))
@@ -401,10 +439,9 @@ def learning_table(runs: pd.DataFrame) -> str:
                 eval_freq = int(cell["eval_freq"].iloc[0]) if "eval_freq" in cell else max(1, int(budget) // EVALS_PER_RUN)
                 episodes = int(cell["eval_episodes"].iloc[0]) if "eval_episodes" in cell else DEFAULT_EVAL_EPISODES
                 seeds = [int(seed) for seed in cell["seed"]]
-                commands.append(
-                    f"- {env}, {algo}, {_steps(budget)}: "
-                    f"`{reproduce_command(algo, env, seeds, int(budget), eval_freq, episodes)}`"
-                )
+                overrides = str(cell["hyperparams"].iloc[0]).partition(" with ")[2]
+                command = reproduce_command(algo, env, seeds, int(budget), eval_freq, episodes, overrides)
+                commands.append(f"- {env}, {algo}, {_steps(budget)}: `{command}`")
     header = [
         "# Learning benchmark",
         "",
@@ -427,12 +464,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip() if __doc__ else None)
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where learning.csv is, and the outputs go")
     parser.add_argument("--algos", nargs="+", default=None, help="only these algorithms (default: every one in the CSV)")
+    parser.add_argument("--compare-dir", type=Path, default=None, help="another results directory to take runs from")
+    parser.add_argument(
+        "--compare-algos", nargs="+", default=["trpo"], help="the algorithms taken from --compare-dir (same envs and budgets)"
+    )
     args = parser.parse_args(argv)
     results_dir: Path = args.results_dir
     if not (results_dir / RUNS_FILE).exists():
         print(f"no {RUNS_FILE} in {results_dir}: run benchmarks/learning.py first", file=sys.stderr)
         return 1
     runs, curves = load_results(results_dir)
+    if args.compare_dir is not None:
+        runs, curves = add_comparison(runs, curves, args.compare_dir, args.compare_algos)
     if args.algos:
         runs, curves = runs[runs["algo"].isin(args.algos)], curves[curves["algo"].isin(args.algos)]
     if runs.empty:

@@ -230,3 +230,36 @@ def test_each_conversion_is_needed(dropped, change, monkeypatch):
     before, after_trpo, after_npg, _ = _train_both(trpo, npg, monkeypatch)
     gap = _update_gap(before, after_trpo, after_npg, actor_only=True)
     assert gap > 1e-3, dropped  # a real difference, against a match to 1e-9
+
+
+def test_npg_follows_trpo_along_a_halfcheetah_run(monkeypatch):
+    # Real rollouts (float32, observations normalised on the way): before each of TRPO's updates, NPG with TRPO's
+    # semantics steps from the same weights on the same batch, with its own line-search KL and TRPO's random CG start
+    pytest.importorskip("mujoco", reason="MuJoCo is not installed (pip install 'sb3-npg[envs]')")
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    th.set_default_dtype(th.float32)
+    env = VecNormalize(make_vec_env("HalfCheetah-v5", n_envs=2, seed=0))
+    delta, damping, d = 0.04, 0.1, 6  # the zoo's HalfCheetah entry
+    solver = dict(cg_max_steps=25, n_steps=512, n_critic_updates=2)
+    npg = NPG("MlpPolicy", env, line_search=True, **_trpo_semantics(d, delta, damping, **solver), seed=0)
+    npg.set_logger(configure(None, []))
+    gaps = []
+
+    class LockstepTRPO(sb3_contrib.TRPO):
+        def train(self) -> None:
+            before = {name: value.clone() for name, value in self.policy.state_dict().items()}
+            npg.policy.load_state_dict(before)
+            npg.rollout_buffer = self.rollout_buffer
+            state = np.random.get_state()
+            npg._policy_step(next(iter(self.rollout_buffer.get(batch_size=None))), npg.target_kl)
+            np.random.set_state(state)  # TRPO's critic sees the minibatches it would have seen
+            after_npg = npg.policy.state_dict()
+            super().train()
+            gaps.append(_update_gap(before, self.policy.state_dict(), after_npg, actor_only=True))
+
+    trpo = LockstepTRPO("MlpPolicy", env, target_kl=delta, cg_damping=damping, **solver, seed=0)
+    trpo.learn(4 * 1024)
+    assert len(gaps) == 4
+    assert max(gaps) < 1e-4

@@ -55,6 +55,17 @@ SUITE = (
 ALGO_ORDER = ("npg", "klppo", "trpo", "ppo", "a2c")
 OUR_ALGOS = ("npg", "klppo", "npg_lstm", "klppo_lstm")
 COLORS = {"npg": "tab:blue", "klppo": "tab:green", "trpo": "tab:orange", "ppo": "tab:red", "a2c": "tab:purple"}
+# --variant runs (``<algo>:<variant>``), in the order of their names
+VARIANT_COLORS = ("tab:cyan", "tab:olive", "tab:brown", "tab:pink", "tab:gray", "black")
+
+
+def _color(algo: str, algos: Sequence[str]) -> str:
+    """The color of an algorithm, or of a variant among ``algos`` (the algorithms drawn together)."""
+    if algo in COLORS:
+        return COLORS[algo]
+    variants = sorted(name for name in algos if name not in COLORS)
+    return VARIANT_COLORS[variants.index(algo) % len(VARIANT_COLORS)] if algo in variants else "tab:gray"
+
 
 # Normalised score = (score - random) / (reference - random), per environment.
 # random: mean return of uniformly random actions (measured with Gymnasium 1.x; 200 episodes, 100 for
@@ -181,7 +192,7 @@ def plot_curves(curves: pd.DataFrame, results_dir: Path) -> list[Path]:
                 label = f"{algo} ({len(values)} seeds)"
                 if len(budgets) > 1:
                     label = f"{algo}, {_steps(budget)} ({len(values)} seeds)"
-                color = COLORS.get(algo)
+                color = _color(algo, list(env_curves["algo"].unique()))
                 style = ("-", "--", ":", "-.")[index % 4]
                 ax.plot(grid, values.mean(axis=0), style, color=color, label=label)
                 if len(values) > 1:
@@ -323,7 +334,7 @@ def plot_aggregate(runs: pd.DataFrame, results_dir: Path) -> Path | None:
     for index, (ax, metric) in enumerate(zip(axes, METRICS, strict=True)):
         for row, algo in enumerate(algos):
             low, high = intervals[algo][:, index]
-            color = COLORS.get(algo, "tab:gray")
+            color = _color(algo, algos)
             ax.barh(row, high - low, left=low, height=0.6, color=color, alpha=0.75)
             ax.plot([points[algo][index]] * 2, [row - 0.3, row + 0.3], color="black", linewidth=1.5)
         ax.set_yticks(range(len(algos)), algos)

@@ -253,7 +253,7 @@ def test_npg_follows_trpo_along_a_halfcheetah_run(monkeypatch):
             npg.policy.load_state_dict(before)
             npg.rollout_buffer = self.rollout_buffer
             state = np.random.get_state()
-            npg._policy_step(next(iter(self.rollout_buffer.get(batch_size=None))), npg.target_kl)
+            npg._policy_step(next(iter(self.rollout_buffer.get(batch_size=None))), d * delta)
             np.random.set_state(state)  # TRPO's critic sees the minibatches it would have seen
             after_npg = npg.policy.state_dict()
             super().train()

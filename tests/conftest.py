@@ -1,5 +1,16 @@
+from collections.abc import Callable
+
 import pytest
 import torch as th
+
+from sb3_npg.common.conjugate_gradient import ConjugateGradientResult, conjugate_gradient
+
+# The tensor methods that copy a value to the host: on CUDA each one would stall the GPU
+HOST_SYNC_METHODS = ("item", "__bool__", "__float__", "__int__", "tolist")
+
+
+def raise_host_sync(*args, **kwargs):
+    raise RuntimeError("host synchronisation inside the conjugate-gradient loop")
 
 
 @pytest.fixture(autouse=True)
@@ -9,3 +20,16 @@ def _one_torch_thread():
     th.set_num_threads(1)
     yield
     th.set_num_threads(threads)
+
+
+@pytest.fixture
+def solve_without_host_sync(monkeypatch) -> Callable[..., ConjugateGradientResult]:
+    """Conjugate gradient run with every host-synchronising tensor method made to raise."""
+
+    def solve(fvp, gradient: th.Tensor, max_iter: int = 10) -> ConjugateGradientResult:
+        with monkeypatch.context() as patch:
+            for name in HOST_SYNC_METHODS:
+                patch.setattr(th.Tensor, name, raise_host_sync)
+            return conjugate_gradient(fvp, gradient, max_iter=max_iter)
+
+    return solve

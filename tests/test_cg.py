@@ -91,12 +91,8 @@ def test_invalid_arguments():
         conjugate_gradient(lambda v: v, th.ones(3, 2), max_iter=2)
 
 
-def _raise(*args, **kwargs):
-    raise RuntimeError("host synchronisation inside the conjugate-gradient loop")
-
-
 @pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
-def test_solve_never_reads_a_tensor_on_the_host(monkeypatch, env_id):
+def test_solve_never_reads_a_tensor_on_the_host(solve_without_host_sync, env_id):
     """On CUDA any of these calls would stall the GPU: the solve, FVPs included, must make none."""
     model = NPG("MlpPolicy", gym.make(env_id), n_steps=64, seed=0, device="cpu")
     model.learn(64)  # fills the rollout buffer
@@ -107,14 +103,10 @@ def test_solve_never_reads_a_tensor_on_the_host(monkeypatch, env_id):
     gradient = flat_concat(th.autograd.grad(surrogate, model.actor_params, retain_graph=True))
     fvp = fisher_vector_product(model.actor_params, distribution, damping=0.1)
 
-    for name in ("item", "__bool__", "__float__", "__int__", "tolist"):
-        monkeypatch.setattr(th.Tensor, name, _raise)
-    result = conjugate_gradient(fvp, gradient, max_iter=10)
-    monkeypatch.undo()
+    result = solve_without_host_sync(fvp, gradient, max_iter=10)
 
     assert th.isfinite(result.solution).all()
     assert int(result.iterations) >= 1
     # The guard itself works: a Python `if` on a tensor inside the solve would have raised
-    monkeypatch.setattr(th.Tensor, "__bool__", _raise)
     with pytest.raises(RuntimeError, match="host synchronisation"):
-        conjugate_gradient(lambda v: v if v.sum() > 0 else -v, gradient, max_iter=2)
+        solve_without_host_sync(lambda v: v if v.sum() > 0 else -v, gradient, max_iter=2)

@@ -8,7 +8,8 @@ noisy, so only ratios measured side by side mean anything.
 
 The recurrent measurement times one Fisher-vector product of ``RecurrentNPG`` (sb3-contrib's LSTM policy
 with the shipped ``npg_lstm`` CartPoleNoVel-v1 architecture, the padding mask as weights) against one
-forward+backward pass of its surrogate, on the padded sequences of a real rollout, as ``train()`` sees it.
+forward+backward pass of its surrogate, on the padded sequences of a real rollout, as ``train()`` sees it,
+and that forward+backward pass with our LSTM unroll against sb3-contrib's step-by-step one.
 
     python benchmarks/fvp_speed.py                      # CPU, one torch thread, writes benchmarks/results/
     python benchmarks/fvp_speed.py --device cuda --tag cuda
@@ -131,6 +132,8 @@ def product_timings(env_id: str, n: int, device: th.device, repeats: int, cg_dam
         "ours_build_ms": 1000.0 * build_time,
         "speedup_vs_trpo": medians["trpo_hvp"] / medians["ours"],
         "ratio_to_forward_backward": medians["ours"] / medians["forward_backward"],
+        "step_by_step_forward_backward_ms": medians["step_by_step"],
+        "unroll_speedup": medians["step_by_step"] / medians["forward_backward"],
     }
 
 
@@ -153,6 +156,8 @@ def _time_alternately(candidates: dict, device: th.device, repeats: int) -> dict
 
 def recurrent_product_timings(env_id: str, n_envs: int, n_steps: int, device: th.device, repeats: int) -> dict:
     """Median time of one FVP through the unrolled LSTM and of one forward+backward pass, on one real rollout."""
+    from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+
     from sb3_npg import RecurrentNPG
     from sb3_npg.common.sequences import normalize_advantages
     from sb3_npg.zoo import config
@@ -176,8 +181,19 @@ def recurrent_product_timings(env_id: str, n_envs: int, n_steps: int, device: th
         surrogate = model._surrogate(model._batch_distribution(rollout), rollout, advantages)
         return flat_concat(th.autograd.grad(surrogate, model.actor_params))
 
+    def forward_backward_step_by_step():
+        model.policy._process_sequence = RecurrentActorCriticPolicy._process_sequence  # type: ignore[method-assign]
+        try:
+            return forward_backward()
+        finally:
+            del model.policy._process_sequence
+
     vector = th.randn(sum(p.numel() for p in model.actor_params), device=device)
-    medians = _time_alternately({"ours": lambda: product(vector), "forward_backward": forward_backward}, device, repeats)
+    medians = _time_alternately(
+        {"ours": lambda: product(vector), "forward_backward": forward_backward, "step_by_step": forward_backward_step_by_step},
+        device,
+        repeats,
+    )
     env.close()
     return {
         "n_envs": n_envs,
@@ -189,10 +205,50 @@ def recurrent_product_timings(env_id: str, n_envs: int, n_steps: int, device: th
         "forward_backward_ms": medians["forward_backward"],
         "ours_build_ms": 1000.0 * build_time,
         "ratio_to_forward_backward": medians["ours"] / medians["forward_backward"],
+        "step_by_step_forward_backward_ms": medians["step_by_step"],
+        "unroll_speedup": medians["step_by_step"] / medians["forward_backward"],
     }
 
 
-def write_recurrent_results(rows: list[dict], env_id: str, device: th.device, args: argparse.Namespace) -> None:
+def recurrent_train_timings(env_id: str, device: th.device, repeats: int) -> dict:
+    """Median time of one ``train()`` of the shipped ``npg_lstm`` entry with our LSTM unroll and with sb3-contrib's."""
+    from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+
+    from sb3_npg import RecurrentNPG
+    from sb3_npg.zoo import config
+
+    entry = config.load_hyperparams("npg_lstm", env_id)
+    n_envs = int(entry.get("n_envs", 1))
+    env = config.make_env_from_hyperparams(entry, env_id, seed=0, n_envs=n_envs)
+    kwargs = config.constructor_kwargs(entry)
+    model = RecurrentNPG(entry["policy"], env, device=device, seed=0, **kwargs)
+    model.learn(model.n_steps * n_envs)  # one rollout fills the buffer
+    start_state = copy.deepcopy(model.policy.state_dict())
+
+    def train(step_by_step: bool) -> None:
+        model.policy.load_state_dict(start_state)
+        if step_by_step:
+            model.policy._process_sequence = RecurrentActorCriticPolicy._process_sequence  # type: ignore[method-assign]
+        try:
+            model.train()
+        finally:
+            if step_by_step:
+                del model.policy._process_sequence
+
+    medians = _time_alternately({"ours": lambda: train(False), "step_by_step": lambda: train(True)}, device, repeats)
+    env.close()
+    return {
+        "n_envs": n_envs,
+        "n_steps": model.n_steps,
+        "ours_ms": medians["ours"],
+        "step_by_step_ms": medians["step_by_step"],
+        "speedup": medians["step_by_step"] / medians["ours"],
+    }
+
+
+def write_recurrent_results(
+    rows: list[dict], train_row: dict, env_id: str, device: th.device, args: argparse.Namespace
+) -> None:
     """``fvp_speed_recurrent_<tag>.json`` and ``.md``."""
     result = {
         "env": env_id,
@@ -202,6 +258,7 @@ def write_recurrent_results(rows: list[dict], env_id: str, device: th.device, ar
         "clock": _clock(device).__name__,
         "repeats": args.recurrent_repeats,
         "products": rows,
+        "train": train_row,
     }
     (RESULTS / f"fvp_speed_recurrent_{args.tag}.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
@@ -209,17 +266,28 @@ def write_recurrent_results(rows: list[dict], env_id: str, device: th.device, ar
         f" device {device}, torch {th.__version__}, {args.threads} thread(s), clock {_clock(device).__name__})",
         "",
         "One Fisher-vector product through the unrolled LSTM (padding masked) against one forward+backward pass",
-        "of the surrogate over the same padded sequences of one rollout (medians, taken alternately).",
+        "of the surrogate over the same padded sequences of one rollout (medians, taken alternately). The last",
+        "two columns time that forward+backward pass with sb3-contrib's own unroll, which calls the LSTM once",
+        "per time step when a sequence starts an episode, against ours, which calls it once per sequence batch.",
         "",
-        "| envs x steps | sequences | padded batch | ours (ms) | fwd+bwd (ms) | ours / fwd+bwd |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| envs x steps | sequences | padded batch | ours (ms) | fwd+bwd (ms) | ours / fwd+bwd"
+        " | fwd+bwd, step-by-step unroll (ms) | unroll speed-up |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
         lines.append(
             f"| {row['n_envs']} x {row['n_steps']} | {row['n_sequences']} | {row['padded_n']} | {row['ours_ms']:.2f}"
-            f" | {row['forward_backward_ms']:.2f} | {row['ratio_to_forward_backward']:.2f}x |"
+            f" | {row['forward_backward_ms']:.2f} | {row['ratio_to_forward_backward']:.2f}x"
+            f" | {row['step_by_step_forward_backward_ms']:.2f} | {row['unroll_speedup']:.1f}x |"
         )
-    lines.append("")
+    lines += [
+        "",
+        f"One whole `train()` of the shipped entry ({train_row['n_envs']} x {train_row['n_steps']} steps: gradient,"
+        " CG, step, critic fit), median of"
+        f" {args.recurrent_repeats}: {train_row['ours_ms']:.0f} ms with our unroll, {train_row['step_by_step_ms']:.0f} ms"
+        f" with sb3-contrib's ({train_row['speedup']:.1f}x).",
+        "",
+    ]
     (RESULTS / f"fvp_speed_recurrent_{args.tag}.md").write_text("\n".join(lines))
 
 
@@ -292,7 +360,12 @@ def main() -> None:
                 f"  fwd+bwd {row['forward_backward_ms']:.2f} ms  -> {row['ratio_to_forward_backward']:.2f}x fwd+bwd",
                 flush=True,
             )
-        write_recurrent_results(rows, args.recurrent_env, device, args)
+        train_row = recurrent_train_timings(args.recurrent_env, device, args.recurrent_repeats)
+        print(
+            f"LSTM train(): ours {train_row['ours_ms']:.0f} ms  sb3-contrib's unroll {train_row['step_by_step_ms']:.0f} ms"
+            f"  -> {train_row['speedup']:.1f}x"
+        )
+        write_recurrent_results(rows, train_row, args.recurrent_env, device, args)
     if args.only == "recurrent":
         return
     products = []

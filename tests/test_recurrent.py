@@ -23,8 +23,8 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_npg import RecurrentKLPPO, RecurrentNPG
 from sb3_npg.common.fisher import fisher_vector_product, gauss_newton_vector_product
-from sb3_npg.common.recurrent import sequence_distribution
-from sb3_npg.common.sequences import normalize_advantages, subsample_sequences, weighted_mean
+from sb3_npg.common.recurrent import MlpLstmPolicy, sequence_distribution
+from sb3_npg.common.sequences import normalize_advantages, subsample_sequences, unroll_lstm, weighted_mean
 from sb3_npg.common.utils import actor_parameters, flat_concat
 
 ALGOS = [RecurrentNPG, RecurrentKLPPO]
@@ -82,7 +82,7 @@ def float64_observations(monkeypatch):
 
 def _tiny_policy(kind: str) -> tuple[RecurrentActorCriticPolicy, list[th.nn.Parameter]]:
     th.manual_seed(0)
-    policy = RecurrentActorCriticPolicy(
+    policy = MlpLstmPolicy(
         spaces.Box(-1.0, 1.0, (OBS_DIM,), dtype=np.float32),
         ACTION_SPACES[kind],
         lambda _: 1e-3,
@@ -219,6 +219,56 @@ def test_masked_means_and_sequence_subsampling():
     assert th.equal(half.mask, MASK[[0, 2]].flatten())
     assert th.equal(half.lstm_states.pi[0], batch.lstm_states.pi[0][:, [0, 2]])
     assert subsample_sequences(batch, 1) is batch
+
+
+@pytest.mark.parametrize(
+    "starts",
+    [
+        "none",  # no reset: one call
+        "first",  # resets at the first step only, as the rollout buffer's sequences: one call
+        "inside",  # resets inside sequences and on padding: one call per stretch between resets
+    ],
+)
+@pytest.mark.parametrize("max_len", [1, 6])
+def test_unroll_lstm_matches_the_step_by_step_unroll(starts, max_len):
+    """Outputs, final states and gradients equal those of sb3-contrib's step-by-step loop, in float64."""
+    th.manual_seed(0)
+    lstm = th.nn.LSTM(3, 4, num_layers=2).double()
+    n_seq = 5
+    features = th.randn(n_seq * max_len, 3, dtype=th.float64, requires_grad=True)
+    states = tuple(th.randn(2, n_seq, 4, dtype=th.float64, requires_grad=True) for _ in range(2))
+    episode_starts = th.zeros(n_seq, max_len, dtype=th.float64)
+    if starts == "first":
+        episode_starts[[0, 2, 3], 0] = 1.0
+    elif starts == "inside":
+        episode_starts[0, 0] = 1.0
+        episode_starts[1, max_len // 2] = 1.0
+        episode_starts[[2, 4], max_len - 1] = 1.0
+    episode_starts = episode_starts.flatten()
+
+    results = []
+    for unroll in (unroll_lstm, RecurrentActorCriticPolicy._process_sequence):
+        output, (hidden, cell) = unroll(features, states, episode_starts, lstm)
+        weights = th.linspace(-1.0, 1.0, output.numel(), dtype=th.float64).view_as(output)
+        loss = (weights * output).sum() + hidden.sum() + 2.0 * cell.sum()
+        grads = th.autograd.grad(loss, [features, *states, *lstm.parameters()])
+        results.append((output, hidden, cell, *grads))
+    for ours, reference in zip(*results, strict=True):
+        assert th.allclose(ours, reference, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("algo", ALGOS, ids=_algo_id)
+def test_the_algorithms_unroll_in_one_call(algo):
+    """The policies behind the aliases are ours (one LSTM call per training sequence), and sb3-contrib's still work."""
+    for name in ("MlpLstmPolicy", "CnnLstmPolicy", "MultiInputLstmPolicy"):
+        policy_class = algo.policy_aliases[name]
+        assert policy_class.__module__ == "sb3_npg.common.recurrent"
+        assert policy_class._process_sequence is unroll_lstm
+    from sb3_contrib.ppo_recurrent.policies import MlpLstmPolicy as ContribMlpLstmPolicy
+
+    model = algo(ContribMlpLstmPolicy, _env("cartpole"), seed=0, device="cpu", **_small(algo))
+    model.learn(64)
+    assert type(model.policy) is ContribMlpLstmPolicy
 
 
 # === The algorithms ===

@@ -8,6 +8,10 @@ step, reset at episode starts, time-outs bootstrapped with the critic's LSTM sta
 batches of padded sequences through their ``_batch_*`` hooks; this mixin gives the recurrent answers:
 distributions and values unrolled over each sequence from its stored hidden state, and the padding
 mask as the weights of every mean.
+
+The policies (``MlpLstmPolicy``, ``CnnLstmPolicy``, ``MultiInputLstmPolicy``) are sb3-contrib's, with one
+method replaced: the LSTM runs over a training sequence in one call (:func:`~sb3_npg.common.sequences.unroll_lstm`)
+rather than one Python call per time step, for the same result.
 """
 
 from typing import Any
@@ -16,7 +20,11 @@ import torch as th
 from gymnasium import spaces
 from sb3_contrib import RecurrentPPO
 from sb3_contrib.common.recurrent.buffers import RecurrentDictRolloutBuffer, RecurrentRolloutBuffer
-from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+from sb3_contrib.common.recurrent.policies import (
+    RecurrentActorCriticCnnPolicy,
+    RecurrentActorCriticPolicy,
+    RecurrentMultiInputActorCriticPolicy,
+)
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
@@ -25,9 +33,47 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_npg.common.sequences import subsample_sequences
+from sb3_npg.common.sequences import subsample_sequences, unroll_lstm
 
-__all__ = ["RecurrentRollouts", "sequence_distribution", "sequence_values", "subsample_sequences"]
+__all__ = [
+    "CnnLstmPolicy",
+    "MlpLstmPolicy",
+    "MultiInputLstmPolicy",
+    "RecurrentRollouts",
+    "sequence_distribution",
+    "sequence_values",
+    "subsample_sequences",
+]
+
+
+class MlpLstmPolicy(RecurrentActorCriticPolicy):
+    """
+    sb3-contrib's ``MlpLstmPolicy``, with the same arguments.
+
+    Its LSTMs run over a training sequence by :func:`~sb3_npg.common.sequences.unroll_lstm`.
+    """
+
+    _process_sequence = staticmethod(unroll_lstm)  # type: ignore[assignment]
+
+
+class CnnLstmPolicy(RecurrentActorCriticCnnPolicy):
+    """
+    sb3-contrib's ``CnnLstmPolicy``, with the same arguments.
+
+    Its LSTMs run over a training sequence by :func:`~sb3_npg.common.sequences.unroll_lstm`.
+    """
+
+    _process_sequence = staticmethod(unroll_lstm)  # type: ignore[assignment]
+
+
+class MultiInputLstmPolicy(RecurrentMultiInputActorCriticPolicy):
+    """
+    sb3-contrib's ``MultiInputLstmPolicy``, with the same arguments.
+
+    Its LSTMs run over a training sequence by :func:`~sb3_npg.common.sequences.unroll_lstm`.
+    """
+
+    _process_sequence = staticmethod(unroll_lstm)  # type: ignore[assignment]
 
 
 def sequence_distribution(policy: ActorCriticPolicy, batch: Any) -> Distribution:

@@ -5,9 +5,10 @@ A recurrent buffer cuts the rollout into sequences (at episode starts, between e
 the batch's random split), pads them to one length and flattens them to ``(n_seq * max_len, ...)``,
 with a ``mask`` that is 1 on real steps and 0 on padding. Every mean over such a batch must skip the
 padding; the functions here take optional per-sample weights (the mask) and reduce to the plain mean
-without them.
+without them. :func:`unroll_lstm` runs an LSTM over such a batch.
 """
 
+import itertools
 from typing import Any, TypeVar
 
 import torch as th
@@ -80,3 +81,39 @@ def subsample_sequences(samples: SamplesT, factor: int) -> SamplesT:
         else:
             fields[name] = keep(value)
     return type(samples)(**fields)
+
+
+def unroll_lstm(
+    features: th.Tensor,
+    lstm_states: tuple[th.Tensor, th.Tensor],
+    episode_starts: th.Tensor,
+    lstm: th.nn.LSTM,
+) -> tuple[th.Tensor, tuple[th.Tensor, th.Tensor]]:
+    """
+    Run an LSTM over a batch of padded sequences, resetting its state at episode starts.
+
+    It computes what sb3-contrib's ``RecurrentActorCriticPolicy._process_sequence`` computes, with the same
+    arguments and layout, but calls the LSTM once per stretch of time steps in which no sequence resets,
+    instead of once per time step. A recurrent rollout buffer cuts sequences at episode starts, so a
+    training batch resets only at its first step and the whole batch is one call. Finding the stretches
+    reads ``episode_starts`` on the host once.
+
+    :param features: ``(n_seq * max_len, input_size)``, sequence after sequence
+    :param lstm_states: hidden and cell states before each sequence's first step, each ``(num_layers, n_seq, hidden)``
+    :param episode_starts: ``(n_seq * max_len,)``, 1 where the state is reset to zero before the step
+    :param lstm: the LSTM (not batch-first)
+    :return: the outputs ``(n_seq * max_len, hidden)`` and the states after the last step
+    """
+    n_seq = lstm_states[0].shape[1]
+    sequence = features.reshape((n_seq, -1, lstm.input_size)).swapaxes(0, 1)  # (max_len, n_seq, input_size)
+    starts = episode_starts.reshape((n_seq, -1)).swapaxes(0, 1)  # (max_len, n_seq)
+    later_resets = th.nonzero((starts[1:] != 0).any(dim=1)).flatten() + 1
+    bounds = [0, *later_resets.tolist(), starts.shape[0]]
+    hidden, cell = lstm_states
+    outputs = []
+    for begin, end in itertools.pairwise(bounds):
+        keep = (1.0 - starts[begin]).view(1, n_seq, 1)
+        output, (hidden, cell) = lstm(sequence[begin:end], (keep * hidden, keep * cell))
+        outputs.append(output)
+    output = outputs[0] if len(outputs) == 1 else th.cat(outputs)
+    return th.flatten(output.transpose(0, 1), start_dim=0, end_dim=1), (hidden, cell)

@@ -52,9 +52,18 @@ SUITE = (
     "HalfCheetah-v5",
     "Hopper-v5",
 )
-ALGO_ORDER = ("npg", "klppo", "trpo", "ppo", "a2c")
+ALGO_ORDER = ("npg", "klppo", "trpo", "ppo", "a2c", "npg_lstm", "klppo_lstm", "ppo_lstm")
 OUR_ALGOS = ("npg", "klppo", "npg_lstm", "klppo_lstm")
-COLORS = {"npg": "tab:blue", "klppo": "tab:green", "trpo": "tab:orange", "ppo": "tab:red", "a2c": "tab:purple"}
+COLORS = {
+    "npg": "tab:blue",
+    "klppo": "tab:green",
+    "trpo": "tab:orange",
+    "ppo": "tab:red",
+    "a2c": "tab:purple",
+    "npg_lstm": "tab:blue",
+    "klppo_lstm": "tab:green",
+    "ppo_lstm": "tab:red",
+}
 # --variant runs (``<algo>:<variant>``), in the order of their names
 VARIANT_COLORS = ("tab:cyan", "tab:olive", "tab:brown", "tab:pink", "tab:gray", "black")
 
@@ -69,9 +78,12 @@ def _color(algo: str, algos: Sequence[str]) -> str:
 
 # Normalised score = (score - random) / (reference - random), per environment.
 # random: mean return of uniformly random actions (measured with Gymnasium 1.x; 200 episodes, 100 for
-#   Acrobot and MountainCarContinuous, 30 for HalfCheetah).
-# reference: the environment's registered reward_threshold ("solved"), except Pendulum-v1, which has
-#   none: -150 is a pendulum swung up and held, which the zoo's tuned agents reach.
+#   Acrobot and MountainCarContinuous, 30 for HalfCheetah and Walker2d).
+# reference: the environment's registered reward_threshold ("solved"), except for those with none:
+#   Pendulum-v1: -150 is a pendulum swung up and held, which the zoo's tuned agents reach;
+#   Walker2d-v5: 4000, between the 1M-step results of the zoo's tuned PPO (3479) and TRPO (4933) on -v3.
+# The zoo's NoVel tasks (velocities masked) share their full task's constants: masking the observation
+#   changes neither the random policy's return nor what "solved" means.
 NORMALIZATION: dict[str, tuple[float, float]] = {
     "CartPole-v1": (22.7, 475.0),
     "Acrobot-v1": (-497.1, -100.0),
@@ -80,6 +92,11 @@ NORMALIZATION: dict[str, tuple[float, float]] = {
     "LunarLanderContinuous-v3": (-212.5, 200.0),
     "HalfCheetah-v5": (-273.6, 4800.0),
     "Hopper-v5": (18.0, 3800.0),
+    "Walker2d-v5": (1.3, 4000.0),
+    "CartPoleNoVel-v1": (22.7, 475.0),
+    "PendulumNoVel-v1": (-1255.5, -150.0),
+    "MountainCarContinuousNoVel-v0": (-33.3, 90.0),
+    "LunarLanderNoVel-v3": (-185.5, 200.0),
 }
 # Must match learning.py: evaluations per run when --eval-freq is not given, and its defaults
 EVALS_PER_RUN = 20

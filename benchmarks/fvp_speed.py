@@ -132,8 +132,6 @@ def product_timings(env_id: str, n: int, device: th.device, repeats: int, cg_dam
         "ours_build_ms": 1000.0 * build_time,
         "speedup_vs_trpo": medians["trpo_hvp"] / medians["ours"],
         "ratio_to_forward_backward": medians["ours"] / medians["forward_backward"],
-        "step_by_step_forward_backward_ms": medians["step_by_step"],
-        "unroll_speedup": medians["step_by_step"] / medians["forward_backward"],
     }
 
 

@@ -33,3 +33,21 @@ def solve_without_host_sync(monkeypatch) -> Callable[..., ConjugateGradientResul
             return conjugate_gradient(fvp, gradient, max_iter=max_iter)
 
     return solve
+
+
+@pytest.fixture
+def solve_without_cuda_sync() -> Callable[..., ConjugateGradientResult]:
+    """Conjugate gradient run with CUDA's sync debug mode set to raise on any synchronising call."""
+
+    def solve(fvp, gradient: th.Tensor, max_iter: int = 10) -> ConjugateGradientResult:
+        th.cuda.synchronize()
+        previous = th.cuda.get_sync_debug_mode()
+        th.cuda.set_sync_debug_mode("error")
+        try:
+            result = conjugate_gradient(fvp, gradient, max_iter=max_iter)
+        finally:
+            th.cuda.set_sync_debug_mode(previous)
+        th.cuda.synchronize()
+        return result
+
+    return solve

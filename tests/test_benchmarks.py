@@ -172,11 +172,15 @@ def test_recurrent_suite(learning, tmp_path, capsys):
         assert 0 < float(row["eval_mean"]) <= 500
 
 
-def test_recurrent_speed_measurement():
-    """The recurrent FVP timing runs on a real rollout and times both LSTM unrolls."""
+def test_speed_measurements():
+    """The FVP timings run: ours against TRPO's product on an MLP, and both LSTM unrolls on a real rollout."""
     import torch as th
 
     fvp_speed = _load("fvp_speed")
+    row = fvp_speed.product_timings("Pendulum-v1", 64, th.device("cpu"), repeats=1)
+    assert row["n"] == 64
+    for key in ("ours_ms", "trpo_hvp_ms", "forward_backward_ms"):
+        assert row[key] > 0.0
     row = fvp_speed.recurrent_product_timings("CartPoleNoVel-v1", 2, 8, th.device("cpu"), repeats=1)
     assert row["n"] == 16 and row["padded_n"] >= 16
     for key in ("ours_ms", "forward_backward_ms", "step_by_step_forward_backward_ms"):

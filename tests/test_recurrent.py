@@ -25,7 +25,7 @@ from sb3_npg import RecurrentKLPPO, RecurrentNPG
 from sb3_npg.common.fisher import fisher_vector_product, gauss_newton_vector_product
 from sb3_npg.common.recurrent import MlpLstmPolicy, sequence_distribution
 from sb3_npg.common.sequences import normalize_advantages, subsample_sequences, unroll_lstm, weighted_mean
-from sb3_npg.common.utils import actor_parameters, flat_concat
+from sb3_npg.common.utils import actor_parameters, differentiable_eval_mode, flat_concat
 
 ALGOS = [RecurrentNPG, RecurrentKLPPO]
 SMALL = dict(n_steps=64, batch_size=32, policy_kwargs=dict(lstm_hidden_size=8, net_arch=[8]))
@@ -271,29 +271,73 @@ def test_the_algorithms_unroll_in_one_call(algo):
     assert type(model.policy) is ContribMlpLstmPolicy
 
 
+@pytest.mark.parametrize("recurrent", [True, False])
+def test_differentiable_eval_mode(recurrent):
+    """Eval mode; with an LSTM, cuDNN off (it differentiates an LSTM once, and only after a training-mode pass)."""
+    kwargs = dict(observation_space=spaces.Box(-1.0, 1.0, (OBS_DIM,), dtype=np.float32), action_space=spaces.Discrete(2))
+    policy_class = MlpLstmPolicy if recurrent else ActorCriticPolicy
+    policy = policy_class(lr_schedule=lambda _: 1e-3, **kwargs)
+    policy.set_training_mode(True)
+    with differentiable_eval_mode(policy):
+        assert not any(module.training for module in policy.modules())
+        assert th.backends.cudnn.enabled == (not recurrent)
+    assert th.backends.cudnn.enabled
+    assert not any(module.training for module in policy.modules())
+
+
 # === The algorithms ===
 
 
-def _filled_model(algo, kind: str = "cartpole", **kwargs):
-    model = algo("MlpLstmPolicy", _env(kind, n_envs=2), seed=0, device="cpu", **_small(algo, **kwargs))
+def _filled_model(algo, kind: str = "cartpole", device: str = "cpu", **kwargs):
+    model = algo("MlpLstmPolicy", _env(kind, n_envs=2), seed=0, device=device, **_small(algo, **kwargs))
     model.learn(128)
     return model
+
+
+def _recurrent_gradient_and_fvp(kind: str, device: str):
+    """The surrogate's gradient and the masked Fisher-vector product of one RecurrentNPG rollout."""
+    model = _filled_model(RecurrentNPG, kind, device=device)
+    rollout = next(iter(model.rollout_buffer.get(batch_size=None)))
+    assert (rollout.mask == 0).any()  # the batch has padding
+    with differentiable_eval_mode(model.policy):  # as in train(): products differentiate the LSTM twice
+        distribution = model._batch_distribution(rollout)
+        surrogate = model._surrogate(distribution, rollout, rollout.advantages)
+        gradient = flat_concat(th.autograd.grad(surrogate, model.actor_params, retain_graph=True))
+    return gradient, fisher_vector_product(model.actor_params, distribution, damping=0.1, weights=rollout.mask)
 
 
 @pytest.mark.parametrize("kind", ["cartpole", "pendulum"])
 def test_solve_never_reads_a_tensor_on_the_host(solve_without_host_sync, kind):
     """The CG solve on a recurrent policy (products through the unrolled LSTM, padding mask) makes no host call."""
-    model = _filled_model(RecurrentNPG, kind)
-    rollout = next(iter(model.rollout_buffer.get(batch_size=None)))
-    assert (rollout.mask == 0).any()  # the batch has padding
-    distribution = model._batch_distribution(rollout)
-    surrogate = model._surrogate(distribution, rollout, rollout.advantages)
-    gradient = flat_concat(th.autograd.grad(surrogate, model.actor_params, retain_graph=True))
-    fvp = fisher_vector_product(model.actor_params, distribution, damping=0.1, weights=rollout.mask)
+    gradient, fvp = _recurrent_gradient_and_fvp(kind, "cpu")
 
     result = solve_without_host_sync(fvp, gradient, max_iter=10)
     assert th.isfinite(result.solution).all()
     assert int(result.iterations) >= 1
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not th.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("kind", ["cartpole", "pendulum"])
+def test_solve_never_synchronises_cuda(solve_without_cuda_sync, kind):
+    """On a GPU, CUDA's sync check finds no synchronising call in the recurrent solve."""
+    gradient, fvp = _recurrent_gradient_and_fvp(kind, "cuda")
+
+    result = solve_without_cuda_sync(fvp, gradient, max_iter=10)
+    assert th.isfinite(result.solution).all()
+    assert int(result.iterations) >= 1
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not th.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("algo", ALGOS, ids=_algo_id)
+def test_cuda(algo):
+    model = _filled_model(algo, "pendulum", device="cuda")
+    assert all(p.device.type == "cuda" for p in model.policy.parameters())
+    assert model.logger.name_to_value["train/update_skipped"] == 0
+    obs = model.get_env().reset()
+    action, state = model.predict(obs, state=None, episode_start=np.ones((2,), dtype=bool), deterministic=True)
+    assert action.shape == (2, 1) and state[0].shape == (1, 2, 8)
 
 
 def _with_garbage_padding(batch):

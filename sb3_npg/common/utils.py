@@ -1,15 +1,16 @@
 """Helpers shared by the algorithms: flat vectors, parameter ownership, actions, observation sub-sampling, input checks."""
 
+import contextlib
 import copy
 import math
 import numbers
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.common.utils import FloatSchedule
 
@@ -76,6 +77,24 @@ def _sample_distribution(policy: ActorCriticPolicy, obs_tensor: PyTorchObs) -> A
     return distribution
 
 
+@contextlib.contextmanager
+def differentiable_eval_mode(policy: BasePolicy) -> Iterator[None]:
+    """
+    Put the policy in eval mode (``set_training_mode(False)``) for a block that differentiates it, maybe twice.
+
+    On CUDA, cuDNN's recurrent layers (LSTM, GRU) can be differentiated only once (a Fisher-vector product
+    differentiates twice) and only after a forward pass in training mode. With a recurrent layer in the
+    policy, cuDNN is switched off inside the block, and PyTorch's own kernels run the layers instead. The
+    policy stays in eval mode after the block.
+
+    :param policy: the policy
+    """
+    policy.set_training_mode(False)
+    recurrent = any(isinstance(module, th.nn.RNNBase) for module in policy.modules())
+    with th.backends.cudnn.flags(enabled=False) if recurrent else contextlib.nullcontext():
+        yield
+
+
 def actor_parameters(policy: ActorCriticPolicy) -> list[th.nn.Parameter]:
     """
     The parameters that feed the policy's action distribution, found from the autograd graph.
@@ -86,8 +105,9 @@ def actor_parameters(policy: ActorCriticPolicy) -> list[th.nn.Parameter]:
     sb3-contrib (``RecurrentActorCriticPolicy``) is run from a zero hidden state.
 
     The probe has no side effects: it runs in eval mode (BatchNorm uses its running statistics, Dropout
-    is off, one observation is enough), then restores the policy's mode and every buffer; the sample
-    observation comes from a copy of the observation space, whose random state is left as it was.
+    is off, one observation is enough; see :func:`differentiable_eval_mode`), then restores the policy's
+    mode and every buffer; the sample observation comes from a copy of the observation space, whose
+    random state is left as it was.
 
     :param policy: an SB3 actor-critic policy
     :return: the actor's parameters, in ``policy.parameters()`` order
@@ -97,9 +117,8 @@ def actor_parameters(policy: ActorCriticPolicy) -> list[th.nn.Parameter]:
     params = [p for p in policy.parameters() if p.requires_grad]
     modes = {module: module.training for module in policy.modules()}
     buffers = [(buffer, buffer.detach().clone()) for buffer in policy.buffers()]
-    policy.set_training_mode(False)
     try:
-        with th.enable_grad():
+        with differentiable_eval_mode(policy), th.enable_grad():
             outputs = _distribution_tensors(_sample_distribution(policy, obs_tensor))
             if not outputs:
                 raise ValueError("the policy's action distribution has no parameters that depend on the policy's weights")

@@ -23,6 +23,7 @@ from sb3_npg.common.utils import (
     check_float_or_schedule,
     check_int,
     check_rollout_size,
+    differentiable_eval_mode,
     flat_concat,
     policy_actions,
     report_skipped_update,
@@ -250,14 +251,14 @@ class NPG(OnPolicyAlgorithm):
         target_kl = self.target_kl(self._current_progress_remaining)
 
         # Policy step in eval mode (skipped, with the critic, if the rollout or the step is not finite)
-        self.policy.set_training_mode(False)
-        rollout = next(iter(self.rollout_buffer.get(batch_size=None)))
-        start = time.perf_counter()
-        if self._rollout_is_finite():
-            step = self._policy_step(rollout, target_kl)
-        else:
-            step = _PolicyStep(skipped="non-finite reward, advantage or return in the rollout")
-        policy_step_time = time.perf_counter() - start
+        with differentiable_eval_mode(self.policy):
+            rollout = next(iter(self.rollout_buffer.get(batch_size=None)))
+            start = time.perf_counter()
+            if self._rollout_is_finite():
+                step = self._policy_step(rollout, target_kl)
+            else:
+                step = _PolicyStep(skipped="non-finite reward, advantage or return in the rollout")
+            policy_step_time = time.perf_counter() - start
 
         # Critic fit in training mode
         self.policy.set_training_mode(True)

@@ -50,6 +50,7 @@ import csv
 import datetime
 import multiprocessing
 import os
+import platform
 import re
 import sys
 import time
@@ -126,6 +127,7 @@ RUN_FIELDS = (
     "hyperparams",
     "device",
     "finished",
+    "host",
 )
 CURVE_FIELDS = ("algo", "env", "seed", "budget", "timesteps", "eval_mean", "eval_std")
 
@@ -265,10 +267,12 @@ class PeriodicEvaluation(BaseCallback):
     :param eval_env: the evaluation environment (its ``VecNormalize``, if any, is frozen here)
     :param eval_freq: environment steps between evaluations
     :param n_episodes: episodes per evaluation
+    :param label: printed with each evaluation's result (progress of long runs); empty: print nothing
     """
 
-    def __init__(self, eval_env: VecEnv, eval_freq: int, n_episodes: int) -> None:
+    def __init__(self, eval_env: VecEnv, eval_freq: int, n_episodes: int, label: str = "") -> None:
         super().__init__(verbose=0)
+        self.label = label
         self.eval_env = eval_env
         self.eval_freq = eval_freq
         self.n_episodes = n_episodes
@@ -294,6 +298,8 @@ class PeriodicEvaluation(BaseCallback):
             evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.n_episodes, deterministic=True),
         )
         self.records.append((steps, float(mean), float(std)))
+        if self.label:
+            print(f"eval {self.label} at {steps} steps: {mean:.1f} +- {std:.1f}", flush=True)
         while self._next_eval <= steps:
             self._next_eval += self.eval_freq
         self.eval_seconds += time.perf_counter() - start
@@ -305,6 +311,11 @@ class PeriodicEvaluation(BaseCallback):
         if self.model.num_timesteps >= self._next_eval:
             self.evaluate()
         return True
+
+
+def host_description() -> str:
+    """The machine a run trained on, as ``"<n>-cpu <architecture>"``: steps/s compare only within one."""
+    return f"{os.cpu_count()}-cpu {platform.machine()}"
 
 
 def run_one(spec: RunSpec) -> dict[str, Any]:
@@ -324,7 +335,7 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     kwargs = config.constructor_kwargs(entry)
     kwargs.update(verbose=0, device=spec.device)
     model = algorithm_class(spec.algo)(entry.get("policy", "MlpPolicy"), env, seed=spec.seed, **kwargs)
-    evaluation = PeriodicEvaluation(eval_env, spec.eval_freq, spec.eval_episodes)
+    evaluation = PeriodicEvaluation(eval_env, spec.eval_freq, spec.eval_episodes, f"{spec.label} {spec.env} seed {spec.seed}")
 
     start = time.perf_counter()
     model.learn(total_timesteps=spec.timesteps, callback=evaluation)
@@ -352,6 +363,7 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         "eval_episodes": spec.eval_episodes,
         "hyperparams": f"{spec.source} with {spec.overrides}" if spec.overrides else spec.source,
         "device": spec.device,
+        "host": host_description(),
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     curve = [

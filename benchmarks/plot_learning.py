@@ -418,17 +418,21 @@ def reproduce_command(
     return command
 
 
+def _host(cell: pd.DataFrame) -> str | None:
+    """The machine of a cell's runs (``""`` when not recorded), ``None`` when they ran on several."""
+    hosts = set(cell["host"].fillna("")) if "host" in cell else {""}
+    return hosts.pop() if len(hosts) == 1 else None
+
+
 def learning_table(runs: pd.DataFrame) -> str:
     """
     The Markdown results table: one row per environment, algorithm and budget.
 
     ``std`` is the sample standard deviation over seeds (0 for one seed); steps/s is the median over
-    seeds of the training speed (evaluation excluded), and ``vs TRPO`` / ``vs PPO`` its ratio to theirs in
-    the same environment (their largest budget). For our algorithms, ``behind`` lists the peers whose
-    mean final evaluation in the same environment (largest budgets) is higher, with the gap.
-
-    :param runs: the runs
-    :return: the table, with a header
+    seeds of the training speed (evaluation excluded), and ``vs TRPO`` / ``vs PPO`` its ratio to theirs on
+    the same machine (the ``host`` column; no ratio across machines) in the same environment (their largest
+    budget). For our algorithms, ``behind`` lists the peers whose mean final evaluation in the same
+    environment (largest budgets) is higher, with the gap.
     """
     lines = [
         "| env | algo | final eval (mean ± std) | seeds | budget | steps/s | vs TRPO | vs PPO | behind | hyperparameters |",
@@ -439,7 +443,8 @@ def learning_table(runs: pd.DataFrame) -> str:
     for env in _env_order(runs["env"].unique()):
         env_runs = runs[runs["env"] == env]
         env_final = final[final["env"] == env]
-        speed = env_final.groupby("algo")["fps"].median()
+        hosts = env_final["host"].fillna("") if "host" in env_final else pd.Series("", index=env_final.index)
+        speed = env_final.assign(host=hosts).groupby(["algo", "host"])["fps"].median()
         final_mean = env_final.groupby("algo")["eval_mean"].mean()
         for algo in sorted(env_runs["algo"].unique(), key=_algo_rank):
             for budget in sorted(env_runs[env_runs["algo"] == algo]["timesteps"].unique()):
@@ -447,7 +452,10 @@ def learning_table(runs: pd.DataFrame) -> str:
                 scores = cell["eval_mean"].to_numpy(dtype=float)
                 std = float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0
                 fps = float(cell["fps"].median())
-                ratios = [f"{fps / speed[peer]:.2f}x" if peer in speed.index else "-" for peer in ("trpo", "ppo")]
+                host = _host(cell)
+                ratios = [
+                    f"{fps / speed[peer, host]:.2f}x" if (peer, host) in speed.index else "-" for peer in ("trpo", "ppo")
+                ]
                 behind = "-"
                 if _base_algo(algo) in OUR_ALGOS:
                     ours = float(scores.mean())
@@ -475,8 +483,9 @@ def learning_table(runs: pd.DataFrame) -> str:
         "",
         "Final deterministic evaluation (mean return over the evaluation episodes of each seed; mean ± sample std",
         "over seeds). steps/s: training only, evaluation excluded, median over seeds; vs TRPO / vs PPO: its ratio",
-        "to theirs in the same environment. behind: for our algorithms, the peers with a higher mean final",
-        "evaluation in the same environment, and by how much (largest budget of each).",
+        "to theirs in the same environment on the same machine (host; '-' across machines). behind: for our",
+        "algorithms, the peers with a higher mean final evaluation in the same environment, and by how much",
+        "(largest budget of each).",
         "",
     ]
     return "\n".join([*header, *lines, "", "Reproduce a row (then `python benchmarks/plot_learning.py`):", "", *commands, ""])

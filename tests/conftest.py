@@ -22,32 +22,39 @@ def _one_torch_thread():
     th.set_num_threads(threads)
 
 
+CUDA = pytest.param(
+    "cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not th.cuda.is_available(), reason="needs a CUDA device")]
+)
+
+
+@pytest.fixture(params=["cpu", CUDA])
+def solve_device(request) -> str:
+    """The device of a no-synchronisation test: the CPU, and CUDA where there is one."""
+    return request.param
+
+
 @pytest.fixture
 def solve_without_host_sync(monkeypatch) -> Callable[..., ConjugateGradientResult]:
-    """Conjugate gradient run with every host-synchronising tensor method made to raise."""
+    """
+    Conjugate gradient run with every host-synchronising tensor method made to raise.
+
+    On CUDA, CUDA's own sync check (``torch.cuda.set_sync_debug_mode("error")``) is on as well.
+    """
 
     def solve(fvp, gradient: th.Tensor, max_iter: int = 10) -> ConjugateGradientResult:
+        on_cuda = gradient.device.type == "cuda"
+        if on_cuda:
+            th.cuda.synchronize()
+        previous = th.cuda.get_sync_debug_mode() if on_cuda else 0
         with monkeypatch.context() as patch:
             for name in HOST_SYNC_METHODS:
                 patch.setattr(th.Tensor, name, raise_host_sync)
-            return conjugate_gradient(fvp, gradient, max_iter=max_iter)
-
-    return solve
-
-
-@pytest.fixture
-def solve_without_cuda_sync() -> Callable[..., ConjugateGradientResult]:
-    """Conjugate gradient run with CUDA's sync debug mode set to raise on any synchronising call."""
-
-    def solve(fvp, gradient: th.Tensor, max_iter: int = 10) -> ConjugateGradientResult:
-        th.cuda.synchronize()
-        previous = th.cuda.get_sync_debug_mode()
-        th.cuda.set_sync_debug_mode("error")
-        try:
-            result = conjugate_gradient(fvp, gradient, max_iter=max_iter)
-        finally:
-            th.cuda.set_sync_debug_mode(previous)
-        th.cuda.synchronize()
-        return result
+            if on_cuda:
+                th.cuda.set_sync_debug_mode("error")
+            try:
+                return conjugate_gradient(fvp, gradient, max_iter=max_iter)
+            finally:
+                if on_cuda:
+                    th.cuda.set_sync_debug_mode(previous)
 
     return solve

@@ -185,3 +185,26 @@ def test_speed_measurements():
     assert row["n"] == 16 and row["padded_n"] >= 16
     for key in ("ours_ms", "forward_backward_ms", "step_by_step_forward_backward_ms"):
         assert row[key] > 0.0
+
+
+def test_speed_ratios_only_within_one_machine(plot_learning):
+    """vs TRPO compares steps/s of runs on the same host; across machines the table says '-'."""
+    import pandas as pd
+
+    def run(algo, env, host, fps):
+        return dict(
+            algo=algo, env=env, seed=0, timesteps=1000, eval_mean=1.0, eval_std=0.0, fps=fps, hyperparams="x", host=host
+        )
+
+    runs = pd.DataFrame(
+        [
+            run("npg", "Hopper-v5", "16-cpu", 900.0),
+            run("trpo", "Hopper-v5", "2-cpu", 600.0),
+            run("npg", "Walker2d-v5", "16-cpu", 900.0),
+            run("trpo", "Walker2d-v5", "16-cpu", 600.0),
+        ]
+    )
+    table = plot_learning.learning_table(runs)
+    cells = {tuple(line.split(" | ")[:2]): line.split(" | ") for line in table.splitlines() if "-v5 | " in line}
+    assert cells["| Hopper-v5", "npg"][6] == "-"
+    assert cells["| Walker2d-v5", "npg"][6] == "1.50x"

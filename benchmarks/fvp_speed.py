@@ -17,11 +17,13 @@ and that forward+backward pass with our LSTM unroll against sb3-contrib's step-b
 """
 
 import argparse
+import contextlib
 import copy
 import json
 import platform
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import gymnasium as gym
@@ -152,10 +154,20 @@ def _time_alternately(candidates: dict, device: th.device, repeats: int) -> dict
     return {name: _median_ms(values) for name, values in samples.items()}
 
 
-def recurrent_product_timings(env_id: str, n_envs: int, n_steps: int, device: th.device, repeats: int) -> dict:
-    """Median time of one FVP through the unrolled LSTM and of one forward+backward pass, on one real rollout."""
+@contextlib.contextmanager
+def _step_by_step_unroll(policy: th.nn.Module) -> Iterator[None]:
+    """Inside the block, the recurrent policy unrolls its LSTMs with sb3-contrib's step-by-step loop."""
     from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 
+    policy._process_sequence = RecurrentActorCriticPolicy._process_sequence  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        del policy._process_sequence
+
+
+def recurrent_product_timings(env_id: str, n_envs: int, n_steps: int, device: th.device, repeats: int) -> dict:
+    """Median time of one FVP through the unrolled LSTM and of one forward+backward pass, on one real rollout."""
     from sb3_npg import RecurrentNPG
     from sb3_npg.common.sequences import normalize_advantages
     from sb3_npg.zoo import config
@@ -180,11 +192,8 @@ def recurrent_product_timings(env_id: str, n_envs: int, n_steps: int, device: th
         return flat_concat(th.autograd.grad(surrogate, model.actor_params))
 
     def forward_backward_step_by_step():
-        model.policy._process_sequence = RecurrentActorCriticPolicy._process_sequence  # type: ignore[method-assign]
-        try:
+        with _step_by_step_unroll(model.policy):
             return forward_backward()
-        finally:
-            del model.policy._process_sequence
 
     vector = th.randn(sum(p.numel() for p in model.actor_params), device=device)
     medians = _time_alternately(
@@ -210,8 +219,6 @@ def recurrent_product_timings(env_id: str, n_envs: int, n_steps: int, device: th
 
 def recurrent_train_timings(env_id: str, device: th.device, repeats: int) -> dict:
     """Median time of one ``train()`` of the shipped ``npg_lstm`` entry with our LSTM unroll and with sb3-contrib's."""
-    from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
-
     from sb3_npg import RecurrentNPG
     from sb3_npg.zoo import config
 
@@ -225,13 +232,8 @@ def recurrent_train_timings(env_id: str, device: th.device, repeats: int) -> dic
 
     def train(step_by_step: bool) -> None:
         model.policy.load_state_dict(start_state)
-        if step_by_step:
-            model.policy._process_sequence = RecurrentActorCriticPolicy._process_sequence  # type: ignore[method-assign]
-        try:
+        with _step_by_step_unroll(model.policy) if step_by_step else contextlib.nullcontext():
             model.train()
-        finally:
-            if step_by_step:
-                del model.policy._process_sequence
 
     medians = _time_alternately({"ours": lambda: train(False), "step_by_step": lambda: train(True)}, device, repeats)
     env.close()

@@ -19,10 +19,13 @@ Results go to ``--results-dir`` (default ``benchmarks/results``), written by thi
 one run at a time as runs finish:
 
 - ``learning.csv``: one row per finished run;
-- ``learning_curves.csv``: the evaluations of each finished run (a run killed halfway leaves nothing).
+- ``learning_curves.csv``: the evaluations of each finished run (a run killed halfway leaves only its checkpoint).
 
 A run already in ``learning.csv`` (same algo, env, seed and budget) is skipped, so an interrupted
-benchmark resumes where it stopped. ``--jobs N`` runs N runs at once, each in its own process with one
+benchmark resumes where it stopped. A run also saves a checkpoint every ``--checkpoint-freq`` steps
+(default 100k, between two updates) under ``<results-dir>/checkpoints/``; started again, an unfinished
+run continues from its checkpoint (its environments start new episodes there) and the folder is deleted
+once the run is recorded. ``--jobs N`` runs N runs at once, each in its own process with one
 torch thread.
 
     python benchmarks/learning.py --envs CartPole-v1 Acrobot-v1 --seeds 0 1 2 --jobs 2
@@ -50,14 +53,17 @@ import csv
 import datetime
 import multiprocessing
 import os
+import pickle
 import platform
+import random
 import re
+import shutil
 import sys
 import time
 import traceback
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -66,7 +72,7 @@ import numpy as np
 import torch as th
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize
 
@@ -75,6 +81,9 @@ from sb3_npg.zoo import config
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 RUNS_FILE = "learning.csv"
 CURVES_FILE = "learning_curves.csv"
+# Where unfinished runs keep their checkpoints (one folder per run), under the results directory
+CHECKPOINTS_DIR = "checkpoints"
+DEFAULT_CHECKPOINT_FREQ = 100_000
 
 SUITE = (
     "CartPole-v1",
@@ -149,6 +158,8 @@ class RunSpec:
     device: str = "cpu"
     variant: str = ""
     overrides: str = ""
+    checkpoint_freq: int = 0
+    checkpoint_dir: str = ""
 
     @property
     def label(self) -> str:
@@ -159,6 +170,11 @@ class RunSpec:
     def key(self) -> tuple[str, str, int, int]:
         """What identifies a finished run in ``learning.csv``."""
         return (self.label, self.env, self.seed, self.timesteps)
+
+    @property
+    def hyperparams(self) -> str:
+        """Where the run's hyperparameters come from, and what it changes (the ``hyperparams`` column)."""
+        return f"{self.source} with {self.overrides}" if self.overrides else self.source
 
 
 def default_eval_freq(timesteps: int) -> int:
@@ -305,12 +321,136 @@ class PeriodicEvaluation(BaseCallback):
         self.eval_seconds += time.perf_counter() - start
 
     def _on_training_start(self) -> None:
-        self.evaluate()
+        if not self.records:  # a resumed run has its evaluations so far
+            self.evaluate()
 
     def _on_step(self) -> bool:
         if self.model.num_timesteps >= self._next_eval:
             self.evaluate()
         return True
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the evaluations."""
+        return {"records": list(self.records), "eval_seconds": self.eval_seconds, "next_eval": self._next_eval}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint's :meth:`state`."""
+        self.records = list(state["records"])
+        self.eval_seconds = float(state["eval_seconds"])
+        self._next_eval = int(state["next_eval"])
+
+
+class RunClock:
+    """The time of a run's ``learn()`` over all its segments (a resumed run has several), less checkpointing."""
+
+    def __init__(self, seconds_before: float = 0.0) -> None:
+        self.seconds_before = seconds_before
+        self.checkpoint_seconds = 0.0
+        self._start = time.perf_counter()
+
+    def seconds(self) -> float:
+        """Seconds of ``learn()`` so far, every segment included, checkpoints excluded."""
+        return self.seconds_before + time.perf_counter() - self._start - self.checkpoint_seconds
+
+
+class Checkpointing(BaseCallback):
+    """
+    Save the run every ``checkpoint_freq`` environment steps, at the start of a rollout (between two updates,
+    so that nothing is half done): the model with its optimizer, the ``VecNormalize`` statistics, the
+    evaluations so far, the time so far and the random number generators' states.
+
+    :param spec: the run
+    :param evaluation: the run's evaluation callback
+    :param clock: the run's clock
+    :param hosts: the machines the run has trained on so far, this one last
+    """
+
+    def __init__(self, spec: RunSpec, evaluation: PeriodicEvaluation, clock: RunClock, hosts: list[str]) -> None:
+        super().__init__(verbose=0)
+        self.spec = spec
+        self.evaluation = evaluation
+        self.clock = clock
+        self.hosts = hosts
+        self._next_save = 0
+
+    def _on_training_start(self) -> None:
+        steps = int(self.model.num_timesteps)
+        self._next_save = (steps // self.spec.checkpoint_freq + 1) * self.spec.checkpoint_freq
+
+    def _on_rollout_start(self) -> None:
+        if self.model.num_timesteps < self._next_save:
+            return
+        start = time.perf_counter()
+        normalize = _find_vec_normalize(self.model.get_env())  # type: ignore[arg-type]
+        state = {
+            "key": self.spec.key,
+            "hyperparams": self.spec.hyperparams,
+            "num_timesteps": int(self.model.num_timesteps),
+            "evaluation": self.evaluation.state(),
+            "learn_seconds": self.clock.seconds(),
+            "hosts": self.hosts,
+            "normalize": None if normalize is None else (normalize.obs_rms, normalize.ret_rms),
+            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": th.get_rng_state()},
+            "saved": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+        save_checkpoint(Path(self.spec.checkpoint_dir), self.model, state)
+        while self._next_save <= self.model.num_timesteps:
+            self._next_save += self.spec.checkpoint_freq
+        self.clock.checkpoint_seconds += time.perf_counter() - start
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def save_checkpoint(path: Path, model: BaseAlgorithm, state: dict[str, Any]) -> None:
+    """
+    Write a run's checkpoint to ``path`` (a folder), replacing the previous one only once the new one is whole.
+
+    :param path: the run's checkpoint folder
+    :param model: the model
+    :param state: the rest of the run's state (see :class:`Checkpointing`)
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    old = path.with_name(path.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save(tmp / "model.zip")
+    with open(tmp / "state.pkl", "wb") as file:  # written last: its presence marks a whole checkpoint
+        pickle.dump(state, file)
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        path.rename(old)
+    tmp.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(spec: RunSpec) -> tuple[Path, dict[str, Any]] | None:
+    """
+    The run's latest whole checkpoint, if it has one of this very run (same key and hyperparameters).
+
+    :param spec: the run
+    :return: the checkpoint's folder and state, or ``None``
+    """
+    if not spec.checkpoint_dir:
+        return None
+    path = Path(spec.checkpoint_dir)
+    for candidate in (path, path.with_name(path.name + ".old")):  # .old: a kill between the two renames
+        if (candidate / "state.pkl").exists() and (candidate / "model.zip").exists():
+            with open(candidate / "state.pkl", "rb") as file:
+                state = pickle.load(file)
+            if state["key"] == spec.key and state["hyperparams"] == spec.hyperparams:
+                return candidate, state
+            print(f"ignoring the checkpoint in {candidate}: it is of another run", flush=True)
+            return None
+    return None
+
+
+def remove_checkpoint(spec: RunSpec) -> None:
+    """Delete a finished run's checkpoint folder (and any leftover of an interrupted save)."""
+    if spec.checkpoint_dir:
+        path = Path(spec.checkpoint_dir)
+        for candidate in (path, path.with_name(path.name + ".tmp"), path.with_name(path.name + ".old")):
+            shutil.rmtree(candidate, ignore_errors=True)
 
 
 def host_description() -> str:
@@ -332,15 +472,25 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     # up to EVAL_ENVS copies): the same episodes as one after another, for a fraction of the time
     n_eval_envs = min(spec.eval_episodes, EVAL_ENVS)
     eval_env = config.make_env_from_hyperparams(entry, spec.env, seed=spec.seed + EVAL_SEED_OFFSET, n_envs=n_eval_envs)
-    kwargs = config.constructor_kwargs(entry)
-    kwargs.update(verbose=0, device=spec.device)
-    model = algorithm_class(spec.algo)(entry.get("policy", "MlpPolicy"), env, seed=spec.seed, **kwargs)
     evaluation = PeriodicEvaluation(eval_env, spec.eval_freq, spec.eval_episodes, f"{spec.label} {spec.env} seed {spec.seed}")
+    hosts = [host_description()]
+    checkpoint = load_checkpoint(spec)
+    if checkpoint is None:
+        kwargs = config.constructor_kwargs(entry)
+        kwargs.update(verbose=0, device=spec.device)
+        model = algorithm_class(spec.algo)(entry.get("policy", "MlpPolicy"), env, seed=spec.seed, **kwargs)
+        clock = RunClock()
+    else:
+        model, clock = _resume(spec, checkpoint, env, evaluation, hosts)
+    callbacks: list[BaseCallback] = [evaluation]
+    if spec.checkpoint_freq > 0 and spec.checkpoint_dir:
+        callbacks.append(Checkpointing(spec, evaluation, clock, hosts))
 
-    start = time.perf_counter()
-    model.learn(total_timesteps=spec.timesteps, callback=evaluation)
-    learn_seconds = time.perf_counter() - start
-    wall = learn_seconds - evaluation.eval_seconds
+    # learn() counts on from the checkpoint's steps: the run ends at the same budget, on the same schedules
+    model.learn(
+        total_timesteps=spec.timesteps - model.num_timesteps, callback=CallbackList(callbacks), reset_num_timesteps=False
+    )
+    wall = clock.seconds() - evaluation.eval_seconds
     if evaluation.records[-1][0] != model.num_timesteps:
         evaluation.evaluate()  # the final evaluation, unless the last one was at the last step
     env.close()
@@ -361,9 +511,9 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         "n_envs": model.n_envs,
         "eval_freq": spec.eval_freq,
         "eval_episodes": spec.eval_episodes,
-        "hyperparams": f"{spec.source} with {spec.overrides}" if spec.overrides else spec.source,
+        "hyperparams": spec.hyperparams,
         "device": spec.device,
-        "host": host_description(),
+        "host": " + ".join(dict.fromkeys(hosts)),
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     curve = [
@@ -379,6 +529,33 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         for at, mean, std in evaluation.records
     ]
     return {"row": row, "curve": curve}
+
+
+def _resume(
+    spec: RunSpec, checkpoint: tuple[Path, dict[str, Any]], env: VecEnv, evaluation: PeriodicEvaluation, hosts: list[str]
+) -> tuple[BaseAlgorithm, RunClock]:
+    """
+    Load a run from its checkpoint: the model, the normalisation statistics, the evaluations, the clock and the
+    random number generators. The environments start new episodes (reseeded with ``seed + steps``): a
+    simulator's state mid-episode is not saved.
+    """
+    path, state = checkpoint
+    model = algorithm_class(spec.algo).load(path / "model.zip", env=env, device=spec.device)
+    normalize = _find_vec_normalize(env)
+    if state["normalize"] is not None and normalize is not None:
+        normalize.obs_rms, normalize.ret_rms = state["normalize"]
+    env.seed(spec.seed + int(state["num_timesteps"]))
+    evaluation.restore(state["evaluation"])
+    random.setstate(state["rng"]["python"])
+    np.random.set_state(state["rng"]["numpy"])
+    th.set_rng_state(state["rng"]["torch"])
+    hosts[:0] = state["hosts"]
+    print(
+        f"resume {spec.label} {spec.env} seed {spec.seed} from {state['num_timesteps']} steps "
+        f"(checkpoint of {state['saved']})",
+        flush=True,
+    )
+    return model, RunClock(float(state["learn_seconds"]))
 
 
 def append_rows(path: Path, rows: Sequence[dict[str, Any]], fields: Sequence[str]) -> None:
@@ -559,15 +736,30 @@ def plan_runs(args: argparse.Namespace) -> tuple[list[RunSpec], list[str]]:
     return runs, skipped
 
 
+def with_checkpoints(spec: RunSpec, results_dir: Path, checkpoint_freq: int) -> RunSpec:
+    """
+    The run with its checkpoint folder, ``<results_dir>/checkpoints/<algo>_<env>_<seed>_<budget>``; a run
+    that already has one there resumes from it even with ``checkpoint_freq=0`` (then it saves no new ones).
+
+    :param spec: the run
+    :param results_dir: the results directory
+    :param checkpoint_freq: environment steps between checkpoints (0: none)
+    :return: the run, with ``checkpoint_freq`` and ``checkpoint_dir`` set
+    """
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", f"{spec.label}_{spec.env}_{spec.seed}_{spec.timesteps}")
+    return replace(spec, checkpoint_freq=checkpoint_freq, checkpoint_dir=str(results_dir / CHECKPOINTS_DIR / name))
+
+
 def _describe(spec: RunSpec) -> str:
     overrides = f" with {spec.overrides}" if spec.overrides else ""
     return f"{spec.label} {spec.env} seed {spec.seed} ({spec.timesteps} steps, {spec.source}{overrides})"
 
 
-def _record(results_dir: Path, result: dict[str, Any]) -> None:
+def _record(results_dir: Path, spec: RunSpec, result: dict[str, Any]) -> None:
     # The curve first: a run is finished (and skipped next time) only once its row is in learning.csv
     append_rows(results_dir / CURVES_FILE, result["curve"], CURVE_FIELDS)
     append_rows(results_dir / RUNS_FILE, [result["row"]], RUN_FIELDS)
+    remove_checkpoint(spec)
     row = result["row"]
     print(
         f"done {row['algo']} {row['env']} seed {row['seed']}: eval {row['eval_mean']:.1f} +- {row['eval_std']:.1f}, "
@@ -599,7 +791,7 @@ def execute(runs: Sequence[RunSpec], results_dir: Path, jobs: int) -> int:
                 failures += 1
                 print(f"FAILED {_describe(spec)}:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
                 continue
-            _record(results_dir, result)
+            _record(results_dir, spec, result)
         return failures
 
     context = multiprocessing.get_context("spawn")
@@ -621,7 +813,7 @@ def execute(runs: Sequence[RunSpec], results_dir: Path, jobs: int) -> int:
                     details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
                     print(f"FAILED {_describe(spec)}:\n{details}", file=sys.stderr, flush=True)
                     continue
-                _record(results_dir, future.result())
+                _record(results_dir, spec, future.result())
         except KeyboardInterrupt:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
@@ -679,6 +871,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="run the algorithms with these overrides of their entries, as '<algo>:NAME' (repeatable; "
         "a value '<x>*d' is x times the action dimensions)",
     )
+    parser.add_argument(
+        "--checkpoint-freq",
+        type=int,
+        default=DEFAULT_CHECKPOINT_FREQ,
+        help=f"environment steps between checkpoints of a run (under <results-dir>/{CHECKPOINTS_DIR}/, deleted once "
+        "the run is recorded); a run started again continues from its checkpoint (0: no checkpoints)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="list the runs to do and exit")
     args = parser.parse_args(argv)
     suite_envs, suite_algos = SUITES[args.suite]
@@ -688,6 +887,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--budget-scale must be positive")
     if args.eval_freq is not None and args.eval_freq <= 0:
         parser.error("--eval-freq must be positive")
+    if args.checkpoint_freq < 0:
+        parser.error("--checkpoint-freq must be 0 (no checkpoints) or positive")
     if args.eval_episodes <= 0 or args.jobs <= 0:
         parser.error("--eval-episodes and --jobs must be positive")
     try:
@@ -714,14 +915,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"note: {algo} on {env_id} uses {source} (the file has no {env_id} entry)", flush=True)
     results_dir: Path = args.results_dir
     done = finished_runs(results_dir / RUNS_FILE)
-    todo = [spec for spec in runs if spec.key not in done]
+    todo = [with_checkpoints(spec, results_dir, args.checkpoint_freq) for spec in runs if spec.key not in done]
     for spec in runs:
         if spec.key in done:
             print(f"skip {_describe(spec)}: already in {RUNS_FILE}", flush=True)
     print(f"{len(todo)} runs to do, {len(runs) - len(todo)} already done, {len(skipped)} algo/env pairs skipped", flush=True)
     if args.dry_run:
         for spec in todo:
-            print(f"  {_describe(spec)}, evaluation every {spec.eval_freq} steps")
+            checkpoint = load_checkpoint(spec)
+            resumes = "" if checkpoint is None else f", resumes from {checkpoint[1]['num_timesteps']} steps"
+            print(f"  {_describe(spec)}, evaluation every {spec.eval_freq} steps{resumes}")
         return 0
     if not todo:
         return 0

@@ -26,6 +26,7 @@ in the environments and at the budgets of this one (say, TRPO beside a set of ``
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -300,17 +301,41 @@ def interval_estimates(score_dict: dict[str, np.ndarray], reps: int = BOOTSTRAP_
     return points, intervals, "numpy stratified bootstrap"
 
 
+def aggregate_selection(runs: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """
+    The algorithms and environments of the aggregate: among the sets of algorithms, the one whose common
+    environments (those ``NORMALIZATION`` knows) give the most (algorithm, environment) cells; on a tie,
+    the one with more algorithms.
+
+    :param runs: the runs
+    :return: the algorithms (in table order) and their common environments; no environments when none is common
+    """
+    all_algos = sorted(runs["algo"].unique(), key=_algo_rank)
+    all_envs = [env for env in _env_order(runs["env"].unique()) if env in NORMALIZATION]
+    ran = {algo: {env for env in all_envs if ((runs["algo"] == algo) & (runs["env"] == env)).any()} for algo in all_algos}
+    best: tuple[int, int] = (0, 0)
+    chosen: tuple[list[str], list[str]] = (all_algos, [])
+    for size in range(len(all_algos), 0, -1):
+        for subset in itertools.combinations(all_algos, size):
+            envs = [env for env in all_envs if all(env in ran[algo] for algo in subset)]
+            score = (len(subset) * len(envs), len(subset))
+            if envs and score > best:
+                best, chosen = score, (list(subset), envs)
+    return chosen
+
+
 def normalized_scores(runs: pd.DataFrame) -> tuple[dict[str, np.ndarray], list[str], int]:
     """
-    The normalised final scores per algorithm, on the environments every algorithm ran and ``NORMALIZATION``
+    The normalised final scores per algorithm, on the environments its algorithms all ran and ``NORMALIZATION``
     knows, with as many seeds per environment as every algorithm has there (the lowest seeds).
+
+    The algorithms are those of :func:`aggregate_selection` (an algorithm or variant that ran only some of
+    the environments is left out rather than shrinking everyone's set).
 
     :param runs: the runs (largest budget per algorithm and environment)
     :return: ``{algo: (n_seeds, n_envs)}``, the environments, the number of seeds
     """
-    algos = sorted(runs["algo"].unique(), key=_algo_rank)
-    envs = [env for env in _env_order(runs["env"].unique()) if env in NORMALIZATION]
-    envs = [env for env in envs if all(((runs["algo"] == algo) & (runs["env"] == env)).any() for algo in algos)]
+    algos, envs = aggregate_selection(runs)
     if not envs:
         return {}, [], 0
     counts = runs[runs["env"].isin(envs)].groupby(["algo", "env"])["seed"].nunique()
@@ -344,8 +369,22 @@ def plot_aggregate(runs: pd.DataFrame, results_dir: Path) -> Path | None:
     for algo in algos:
         for index, metric in enumerate(METRICS):
             low, high = intervals[algo][:, index]
-            rows.append({"metric": metric, "algo": algo, "value": points[algo][index], "ci_low": low, "ci_high": high})
+            rows.append(
+                {
+                    "metric": metric,
+                    "algo": algo,
+                    "value": points[algo][index],
+                    "ci_low": low,
+                    "ci_high": high,
+                    "envs": " ".join(envs),
+                    "seeds": n_seeds,
+                }
+            )
     pd.DataFrame(rows).to_csv(results_dir / "aggregate.csv", index=False, float_format="%.4f")
+    left_out = sorted(set(runs["algo"].unique()) - set(algos), key=_algo_rank)
+    print(f"aggregate: {', '.join(algos)} on {', '.join(envs)} ({n_seeds} seeds each)")
+    if left_out:
+        print(f"aggregate: left out (they did not run all of those environments): {', '.join(left_out)}")
 
     fig, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS), 0.5 * len(algos) + 1.6), sharey=True)
     for index, (ax, metric) in enumerate(zip(axes, METRICS, strict=True)):

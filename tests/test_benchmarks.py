@@ -2,6 +2,7 @@
 
 import csv
 import importlib.util
+import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -10,7 +11,7 @@ import pytest
 
 pytest.importorskip("rl_zoo3", reason='the peers take the zoo\'s hyperparameters: pip install "sb3-npg[zoo]"')
 pytest.importorskip("sb3_contrib")
-pytest.importorskip("pandas")
+pd = pytest.importorskip("pandas")
 pytest.importorskip("matplotlib")
 
 BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -208,3 +209,73 @@ def test_speed_ratios_only_within_one_machine(plot_learning):
     cells = {tuple(line.split(" | ")[:2]): line.split(" | ") for line in table.splitlines() if "-v5 | " in line}
     assert cells["| Hopper-v5", "npg"][6] == "-"
     assert cells["| Walker2d-v5", "npg"][6] == "1.50x"
+
+
+def test_aggregate_leaves_out_partial_algorithms(plot_learning):
+    # A variant that ran one environment of three must not shrink the aggregate of the algorithms that ran all
+    envs = ["CartPole-v1", "Pendulum-v1", "Acrobot-v1"]
+    rows = [{"algo": algo, "env": env} for algo in ("npg", "trpo") for env in envs]
+    rows.append({"algo": "npg:variant", "env": "CartPole-v1"})
+    algos, chosen_envs = plot_learning.aggregate_selection(pd.DataFrame(rows))
+    assert algos == ["npg", "trpo"] and sorted(chosen_envs) == sorted(envs)
+    # On a tie of cells, more algorithms win: 3 algorithms x 2 environments over 2 x 3
+    rows = [{"algo": algo, "env": env} for algo in ("npg", "trpo") for env in envs]
+    rows += [{"algo": "ppo", "env": env} for env in envs[:2]]
+    algos, chosen_envs = plot_learning.aggregate_selection(pd.DataFrame(rows))
+    assert sorted(algos) == ["npg", "ppo", "trpo"] and sorted(chosen_envs) == sorted(envs[:2])
+    # No common environment: nothing to aggregate
+    algos, chosen_envs = plot_learning.aggregate_selection(pd.DataFrame([{"algo": "npg", "env": "NoSuchEnv-v0"}]))
+    assert chosen_envs == []
+
+
+@pytest.mark.parametrize("algo, env_id", [("npg", "CartPole-v1"), ("npg_lstm", "CartPoleNoVel-v1")])
+def test_interrupted_run_resumes_from_its_checkpoint(learning, tmp_path, monkeypatch, capsys, algo, env_id):
+    # 4 rollouts of 1024 steps, a checkpoint at the start of each from 1024 steps on; the run dies at 3000 steps
+    args = [
+        "--algos",
+        algo,
+        "--envs",
+        env_id,
+        "--seeds",
+        "0",
+        "--timesteps",
+        f"{env_id}=4096",
+        "--eval-freq",
+        "1000",
+        "--eval-episodes",
+        "2",
+        "--checkpoint-freq",
+        "1024",
+    ]
+    first, second = tmp_path / "first", tmp_path / "second"
+    evaluate = learning.PeriodicEvaluation.evaluate
+
+    def dies_at_3000_steps(self):
+        if self.model.num_timesteps >= 3000:
+            raise RuntimeError("killed")
+        evaluate(self)
+
+    monkeypatch.setattr(learning.PeriodicEvaluation, "evaluate", dies_at_3000_steps)
+    assert learning.main([*args, "--results-dir", str(first)]) == 1
+    assert not (first / "learning.csv").exists()
+    (checkpoint,) = (first / learning.CHECKPOINTS_DIR).iterdir()
+    assert (checkpoint / "model.zip").exists() and (checkpoint / "state.pkl").exists()
+    monkeypatch.setattr(learning.PeriodicEvaluation, "evaluate", evaluate)
+
+    shutil.copytree(first, second)
+    capsys.readouterr()
+    assert learning.main([*args, "--results-dir", str(first), "--dry-run"]) == 0
+    assert "resumes from 2048 steps" in capsys.readouterr().out
+    for results in (first, second):
+        assert learning.main([*args, "--results-dir", str(results)]) == 0
+        assert f"resume {algo} {env_id} seed 0 from 2048 steps" in capsys.readouterr().out
+        assert not any((results / learning.CHECKPOINTS_DIR).iterdir())  # deleted once the run is recorded
+
+    (row,) = _rows(first / "learning.csv")
+    assert int(row["steps"]) >= 4096 and float(row["wall_s"]) > 0
+    steps = [int(point["timesteps"]) for point in _rows(first / "learning_curves.csv")]
+    # The evaluations before the checkpoint (0, then past 1000 and 2000 steps) are kept, then the run goes on
+    assert steps[0] == 0 and steps == sorted(set(steps)) and len([s for s in steps if s <= 2048]) == 3 and steps[-1] >= 4096
+    # Resuming is deterministic: one checkpoint gives one continuation
+    assert _rows(second / "learning.csv")[0]["eval_mean"] == row["eval_mean"]
+    assert _rows(second / "learning_curves.csv") == _rows(first / "learning_curves.csv")

@@ -279,3 +279,20 @@ def test_interrupted_run_resumes_from_its_checkpoint(learning, tmp_path, monkeyp
     # Resuming is deterministic: one checkpoint gives one continuation
     assert _rows(second / "learning.csv")[0]["eval_mean"] == row["eval_mean"]
     assert _rows(second / "learning_curves.csv") == _rows(first / "learning_curves.csv")
+
+
+@pytest.mark.parametrize("algo", ["klppo", "ppo"])
+def test_klppo_diagnostics(algo, capsys):
+    diagnostics = _load("klppo_diagnostics")
+    assert diagnostics.main(["--algo", algo, "--env", "CartPole-v1", "--updates", "2", "--set", "n_steps=64"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = lines[1].split(" | ")
+    assert header[0] == "update" and ("kl_coef" in header) == (algo == "klppo")
+    assert [line.split(" | ")[0] for line in lines[2:4]] == ["1", "2"]
+    if algo == "klppo":
+        # The minibatch KLs straddle the rollout's: the largest is at least the (size-weighted) mean
+        spread = lines[4]
+        assert spread.startswith("one more update without early stop")
+        assert float(spread.split("(")[1].split("x")[0]) >= 1.0
+    with pytest.raises(SystemExit):
+        diagnostics.main(["--algo", algo, "--updates", "0"])

@@ -130,6 +130,26 @@ def test_sampler_gives_valid_kwargs(algo):
         study.tell(trial, 0.0)
 
 
+def test_npg_search_space_scales_with_the_action_size():
+    # NPG sums its KL over action dimensions: the radius and damping bounds grow with d, so that the zoo's
+    # MuJoCo settings under TRPO's semantics (HalfCheetah, d=6: target_kl 0.24, cg_damping 0.6) can be drawn
+    optuna = pytest.importorskip("optuna")
+    from sb3_npg.zoo.hyperparams_opt import convert_npg_params, sample_npg_params
+
+    for d, kl_high, damping_high in [(1, 0.1, 0.5), (6, 0.6, 1.2)]:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize")
+        trial = study.ask()
+        kwargs = sample_npg_params(trial, d, 2, {})
+        distributions = trial.distributions
+        assert distributions["target_kl"].high == pytest.approx(kl_high)
+        assert distributions["cg_damping"].high == pytest.approx(damping_high)
+        assert kwargs["damped_step_size"] is trial.params["damped_step_size"]
+    # A study from before damped_step_size was searched still converts (NPG's default then applies)
+    params = dict(trial.params)
+    del params["damped_step_size"]
+    assert "damped_step_size" not in convert_npg_params(params)
+
+
 @pytest.mark.parametrize("algo", ALGOS)
 def test_converter_rejects_unknown_choice(algo):
     pytest.importorskip("optuna")

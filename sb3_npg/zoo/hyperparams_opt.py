@@ -85,6 +85,8 @@ def convert_npg_params(params: dict[str, Any]) -> dict[str, Any]:
         n_critic_updates=int(params["n_critic_updates"]),
         line_search=bool(params["line_search"]),
     )
+    if "damped_step_size" in params:  # studies from before it was searched did not draw it
+        kwargs["damped_step_size"] = bool(params["damped_step_size"])
     return kwargs
 
 
@@ -92,19 +94,26 @@ def sample_npg_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
     """
     Sampler for NPG: trust-region size, conjugate-gradient solve, rollout, discounting, critic and network.
 
+    NPG's KL is summed over the ``d`` dimensions of a continuous action, so the radius and the damping are
+    searched up to ``d`` times what they would be for one dimension: ``target_kl`` in ``[1e-3, 0.1 d]`` and
+    ``cg_damping`` in ``[1e-3, max(0.5, 0.2 d)]`` (HalfCheetah's zoo settings under TRPO's semantics, 0.24
+    and 0.6, are inside). The bounds depend only on the environment, so a study's search space is fixed.
+
     :param trial: the Optuna trial
-    :param n_actions: number of continuous actions (unused, part of the zoo's signature)
+    :param n_actions: number of continuous actions (1 for a discrete action space, as the zoo passes it)
     :param n_envs: number of parallel environments (unused, part of the zoo's signature)
     :param additional_args: the zoo's extra information (unused, part of the zoo's signature)
     :return: keyword arguments for ``NPG``
     """
+    d = max(1, int(n_actions))
     _sample_common_on_policy(trial)
     trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)  # the critic's
-    trial.suggest_float("target_kl", 1e-3, 0.1, log=True)
-    trial.suggest_float("cg_damping", 1e-3, 0.5, log=True)
+    trial.suggest_float("target_kl", 1e-3, 0.1 * d, log=True)
+    trial.suggest_float("cg_damping", 1e-3, max(0.5, 0.2 * d), log=True)
     trial.suggest_int("cg_max_steps", 5, 30)
     trial.suggest_int("n_critic_updates", 5, 30)
     trial.suggest_categorical("line_search", [False, True])
+    trial.suggest_categorical("damped_step_size", [False, True])
     return convert_npg_params(trial.params)
 
 

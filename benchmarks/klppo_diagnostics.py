@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import importlib
+import importlib.util
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -52,9 +52,20 @@ COLUMNS = (
 PEERS = {"ppo": ("stable_baselines3", "PPO"), "ppo_lstm": ("sb3_contrib", "RecurrentPPO")}
 
 
+def _learning_module() -> Any:
+    """``learning.py`` beside this script, for its entry lookup (the zoo's version fallback included)."""
+    spec = importlib.util.spec_from_file_location("benchmarks_learning", Path(__file__).with_name("learning.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def build(algo: str, env_id: str, seed: int, overrides: dict[str, Any]) -> tuple[Any, int]:
     """
-    The model of ``algo`` on ``env_id`` from its entry (ours: the shipped files; peers: the installed zoo's).
+    The model of ``algo`` on ``env_id`` from its entry, found as ``learning.py`` finds it (ours: the shipped
+    files; peers: the installed zoo's).
 
     :param algo: ``klppo``, ``klppo_lstm``, ``ppo`` or ``ppo_lstm``
     :param env_id: the environment
@@ -62,23 +73,14 @@ def build(algo: str, env_id: str, seed: int, overrides: dict[str, Any]) -> tuple
     :param overrides: constructor arguments that replace the entry's
     :return: the model and the entry's budget (``n_timesteps``)
     """
-    with contextlib.suppress(ImportError):
-        importlib.import_module("rl_zoo3.import_envs")  # the NoVel environments
-    if algo not in PEERS:
-        return config.build_model(algo, env_id, seed=seed, device="cpu", verbose=0, **overrides)
-    import rl_zoo3
-
-    with open(Path(rl_zoo3.__file__).resolve().parent / "hyperparams" / f"{algo}.yml") as file:
-        entries = yaml.safe_load(file)
-    name, _, version = env_id.rpartition("-v")
-    candidates = [env_id] + [f"{name}-v{v}" for v in range(int(version) - 1, -1, -1)]
-    entry = next((entries[key] for key in candidates if key in entries), None)
-    if entry is None:
-        raise SystemExit(f"the zoo's {algo}.yml has no entry for {env_id}")
+    learning = _learning_module()
+    found = learning.resolve_entry(algo, env_id)
+    if found is None:
+        raise SystemExit(f"no {algo} entry for {env_id}")
+    entry, _ = found
     env = config.make_env_from_hyperparams(entry, env_id, seed=seed)
-    module, class_name = PEERS[algo]
-    algorithm = getattr(importlib.import_module(module), class_name)
     kwargs = {**config.constructor_kwargs(entry), **overrides}
+    algorithm = learning.algorithm_class(algo)
     model = algorithm(entry.get("policy", "MlpPolicy"), env, seed=seed, device="cpu", verbose=0, **kwargs)
     return model, int(float(entry["n_timesteps"]))
 

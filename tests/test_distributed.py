@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sb3_npg.zoo.tuning import HeartbeatOptions, TuningError, open_rdb_storage, split_tuning_args
+from sb3_npg.zoo.tuning import HeartbeatOptions, TuningError, TuningOptions, open_rdb_storage, split_tuning_args
 
 pytest.importorskip("rl_zoo3", reason="the command line needs the zoo extra: pip install 'sb3-npg[zoo]'")
 optuna = pytest.importorskip("optuna")
@@ -224,18 +224,25 @@ def test_dead_worker_does_not_use_up_the_budget(tmp_path):
 
 
 def test_tuning_flags():
-    options, rest = split_tuning_args(["--env", "CartPole-v1", "--max-total-trials", "5", "--grace-period=300"])
+    args = ["--env", "CartPole-v1", "--max-total-trials", "5", "--grace-period=300", "--search-space", "update"]
+    options, rest = split_tuning_args(args)
     assert rest == ["--env", "CartPole-v1", "--max-total-trials", "5"]  # the zoo's flags are left alone
-    assert (options.interval, options.grace, options.max_retry) == (60, 300, 3)
+    heartbeat = options.heartbeat
+    assert (heartbeat.interval, heartbeat.grace, heartbeat.max_retry, options.search_space) == (60, 300, 3, "update")
     defaults, _ = split_tuning_args([])
-    assert (defaults.interval, defaults.grace, defaults.max_retry, defaults.enabled) == (60, 180, 3, True)
+    heartbeat = defaults.heartbeat
+    assert (heartbeat.interval, heartbeat.grace, heartbeat.max_retry, heartbeat.enabled) == (60, 180, 3, True)
+    assert defaults.search_space == "full"
     assert HeartbeatOptions(interval=10).grace == 30
     assert not HeartbeatOptions(interval=0).enabled
-    for bad in (["--heartbeat-interval", "-1"], ["--grace-period", "0"], ["--max-retry", "x"]):
+    bad_flags = (["--heartbeat-interval", "-1"], ["--grace-period", "0"], ["--max-retry", "x"], ["--search-space", "all"])
+    for bad in bad_flags:
         with pytest.raises(SystemExit):
             split_tuning_args(bad)
     with pytest.raises(ValueError, match="grace period must be longer than the heartbeat interval"):
         HeartbeatOptions(interval=60, grace_period=60)
+    with pytest.raises(ValueError, match="search_space must be one of full, update, got 'all'"):
+        TuningOptions(search_space="all")
 
     # SQLite gets the same heartbeat and retries as PostgreSQL
     storage = open_rdb_storage("sqlite:///:memory:", HeartbeatOptions(5, 20, 2))
@@ -244,10 +251,10 @@ def test_tuning_flags():
     assert open_rdb_storage("sqlite:///:memory:", HeartbeatOptions(interval=0)).get_heartbeat_interval() is None
 
 
-def tune_in_process(args: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+def tune_in_process(args: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, algo: str = "npg") -> str:
     """Run ``sb3-npg train -optimize`` in this process; it must fail, and its message is returned."""
     with pytest.raises(SystemExit) as exit_info:
-        call(["train", "--algo", "npg", *TUNE, "--n-trials", "1", "-f", str(tmp_path / "logs"), *args], monkeypatch)
+        call(["train", "--algo", algo, *TUNE, "--n-trials", "1", "-f", str(tmp_path / "logs"), *args], monkeypatch)
     message = exit_info.value.code
     assert isinstance(message, str) and "\n" not in message
     return message
@@ -321,6 +328,56 @@ def test_unusable_study_is_refused(tmp_path, monkeypatch):
     ):
         with pytest.raises(SystemExit, match=expected):
             call([*retrain, "--study-name", name, "--trial-id", trial_id], monkeypatch)
+
+
+@pytest.mark.parametrize("algo", ["npg", "klppo"])
+def test_update_search_space_tunes_on_top_of_the_entry(algo, tmp_path, monkeypatch):
+    # --search-space update draws the update's parameters only; every other hyperparameter is the entry's
+    from sb3_npg.zoo.config import algorithm_class, load_hyperparams
+
+    entry = load_hyperparams(algo, "CartPole-v1")
+    cls = algorithm_class(algo)
+    built: list[dict] = []
+    original_init = cls.__init__
+
+    def recording_init(self, *args, **kwargs):
+        built.append(kwargs)
+        original_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "__init__", recording_init)
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    update = ["--algo", algo, *TUNE, "--n-trials", "2", "-f", str(tmp_path / "logs"), "--storage", storage]
+    call(["train", *update, "--study-name", "update", "--search-space", "update", "--seed", "3"], monkeypatch)
+
+    study = optuna.load_study(storage=storage, study_name="update")
+    assert study.user_attrs["search_space"] == "update"
+    assert [trial.state.name for trial in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert len(built) == 2
+    for trial, kwargs in zip(study.trials, built, strict=True):
+        assert "target_kl" in trial.params and not {"n_steps_pow", "net_arch", "one_minus_gamma"} & set(trial.params)
+        assert kwargs["target_kl"] == pytest.approx(trial.params["target_kl"])
+        assert (kwargs["n_steps"], kwargs["gamma"], kwargs["gae_lambda"]) == (
+            entry["n_steps"],
+            entry["gamma"],
+            entry["gae_lambda"],
+        )
+    monkeypatch.undo()
+
+    # A study keeps its search space; one made before the flag (trials, no attribute) searched the full space
+    message = tune_in_process(["--storage", storage, "--study-name", "update"], monkeypatch, tmp_path, algo)
+    assert "searches --search-space update, not full: use another --study-name" in message
+    old = optuna.create_study(storage=storage, study_name="old", direction="maximize")
+    old.set_user_attr("algo", "npg")
+    old.set_user_attr("env", "CartPole-v1")
+    old.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=1.0))
+    message = tune_in_process(["--storage", storage, "--study-name", "old", "--search-space", "update"], monkeypatch, tmp_path)
+    assert "searches --search-space full, not update" in message
+    # The zoo's own algorithms have only their full space
+    with pytest.raises(SystemExit, match="--search-space update is for --algo npg, klppo, npg_lstm, klppo_lstm; --algo ppo"):
+        call(
+            ["train", "--algo", "ppo", *TUNE, "--n-trials", "1", "-f", str(tmp_path / "logs"), "--search-space", "update"],
+            monkeypatch,
+        )
 
 
 def test_command_line_error_is_one_line(tmp_path):

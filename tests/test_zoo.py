@@ -151,6 +151,34 @@ def test_npg_search_space_scales_with_the_action_size():
 
 
 @pytest.mark.parametrize("algo", ALGOS)
+def test_update_space_draws_the_update_alone(algo):
+    # The update space draws a subset of the full space's parameters, with the same bounds, and nothing of the
+    # rollout, discounting or network; the one converter reads trials of both spaces
+    optuna = pytest.importorskip("optuna")
+    from sb3_npg.zoo.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER, SEARCH_SPACES, UPDATE_SAMPLER
+    from sb3_npg.zoo.tuning import SEARCH_SPACE_NAMES
+
+    assert tuple(SEARCH_SPACES) == SEARCH_SPACE_NAMES
+    assert set(UPDATE_SAMPLER) == set(HYPERPARAMS_SAMPLER)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize")
+    full = study.ask()
+    HYPERPARAMS_SAMPLER[algo](full, 6, 1, {})
+    for _ in range(6):
+        trial = study.ask()
+        kwargs = UPDATE_SAMPLER[algo](trial, 6, 1, {})
+        assert HYPERPARAMS_CONVERTER[algo](trial.params) == kwargs
+        assert "worker" in trial.user_attrs
+        assert not {"n_steps", "batch_size", "gamma", "gae_lambda", "policy_kwargs", "ent_coef"} & set(kwargs)
+        assert "target_kl" in kwargs
+        for name, distribution in trial.distributions.items():
+            if name in full.distributions:
+                assert full.distributions[name] == distribution, name
+            else:
+                assert name == "kl_dual_lr"  # drawn only with the dual controller
+        study.tell(trial, 0.0)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
 def test_converter_rejects_unknown_choice(algo):
     pytest.importorskip("optuna")
     from sb3_npg.zoo.hyperparams_opt import HYPERPARAMS_CONVERTER

@@ -74,6 +74,11 @@ Use a PostgreSQL or MySQL URL across machines (postgresql://user:password@host/d
 trial whose worker dies is failed after a grace period and queued again (train flags
 --heartbeat-interval, --grace-period, --max-retry; `sb3-npg train --help` lists them).
 
+Search space: -optimize searches the zoo's way by default (the update's parameters, rollout, minibatch,
+discount, GAE lambda and network). --search-space update searches only the update's parameters of npg,
+klppo, npg_lstm and klppo_lstm (NPG's trust region, solver and critic fit; KLPPO's penalty, learning rate
+and epochs) and takes everything else from the hyperparameter file's entry.
+
 `sb3-npg <command> --help` lists the flags of a command (they are rl-baselines3-zoo's).
 Hyperparameter files: {hyperparams}
 """
@@ -175,11 +180,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     args = args[1:]
     if name == "train":
-        heartbeat, args = tuning.split_tuning_args(args)
+        options, args = tuning.split_tuning_args(args)
     try:
         register()
         if name == "train":
-            tuning.install(heartbeat)
+            tuning.install(options)
         function = _load(COMMANDS[name])
     except ImportError as error:
         raise SystemExit(f"sb3-npg {name}: {error}") from error

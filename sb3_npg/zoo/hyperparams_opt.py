@@ -9,6 +9,16 @@ Each sampler is its converter applied to what it drew, so the two always agree.
 
 Raw parameters follow the zoo's names (``n_steps_pow``, ``one_minus_gamma``, ``net_arch``, ...), so
 studies of NPG and sb3-contrib's TRPO read alike.
+
+Two search spaces (``sb3-npg train -optimize --search-space``):
+
+* ``full`` (the zoo's way, :data:`HYPERPARAMS_SAMPLER`): the update's parameters and the rollout length,
+  minibatch size, discount, GAE lambda and network;
+* ``update`` (:data:`UPDATE_SAMPLER`): the update's parameters alone (NPG's trust region, solver and critic
+  fit; KLPPO's penalty and its SGD schedule). Everything else is the hyperparameter file's entry: a few
+  trials tune a working entry instead of searching for one.
+
+The converters read both: a parameter a trial did not draw is left to the entry.
 """
 
 import os
@@ -37,7 +47,12 @@ def _choice(params: dict[str, Any], name: str, table: dict[str, Any]) -> Any:
 
 
 def _common_on_policy(params: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments shared by both algorithms: rollout length, minibatch size, discounting, network."""
+    """
+    Keyword arguments shared by both algorithms: rollout length, minibatch size, discounting, network (none
+    for a trial of the ``update`` space, which does not draw them).
+    """
+    if "n_steps_pow" not in params:
+        return {}
     n_steps = 2 ** int(params["n_steps_pow"])
     # A minibatch never exceeds one environment's rollout, so it always divides ``n_steps * n_envs``
     batch_size = min(2 ** int(params["batch_size_pow"]), n_steps)
@@ -65,15 +80,19 @@ def _sample_common_on_policy(trial: optuna.Trial) -> None:
     trial.set_user_attr("gamma", 1.0 - one_minus_gamma)
     trial.set_user_attr("n_steps", 2**n_steps_pow)
     trial.set_user_attr("batch_size", min(2**batch_size_pow, 2**n_steps_pow))
-    # Which worker ran the trial, for studies shared by several processes or machines
+    _record_worker(trial)
+
+
+def _record_worker(trial: optuna.Trial) -> None:
+    """Record which worker ran the trial, for studies shared by several processes or machines."""
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
 
 
 def convert_npg_params(params: dict[str, Any]) -> dict[str, Any]:
     """
-    NPG's keyword arguments from the raw parameters of a trial (``trial.params``).
+    NPG's keyword arguments from the raw parameters of a trial (``trial.params``), of either search space.
 
-    :param params: the raw parameters drawn by :func:`sample_npg_params`
+    :param params: the raw parameters drawn by :func:`sample_npg_params` or :func:`sample_npg_update_params`
     :return: keyword arguments for ``NPG``
     """
     kwargs = _common_on_policy(params)
@@ -90,9 +109,22 @@ def convert_npg_params(params: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
+def _sample_npg_update(trial: optuna.Trial, n_actions: int) -> None:
+    """Draw NPG's update parameters: trust region, conjugate-gradient solve, step length, critic fit."""
+    d = max(1, int(n_actions))
+    trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)  # the critic's
+    trial.suggest_float("target_kl", 1e-3, 0.1 * d, log=True)
+    trial.suggest_float("cg_damping", 1e-3, max(0.5, 0.2 * d), log=True)
+    trial.suggest_int("cg_max_steps", 5, 30)
+    trial.suggest_int("n_critic_updates", 5, 30)
+    trial.suggest_categorical("line_search", [False, True])
+    trial.suggest_categorical("damped_step_size", [False, True])
+
+
 def sample_npg_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict[str, Any]) -> dict[str, Any]:
     """
-    Sampler for NPG: trust-region size, conjugate-gradient solve, rollout, discounting, critic and network.
+    Sampler for NPG (``full`` space): trust-region size, conjugate-gradient solve, rollout, discounting,
+    critic and network.
 
     NPG's KL is summed over the ``d`` dimensions of a continuous action, so the radius and the damping are
     searched up to ``d`` times what they would be for one dimension: ``target_kl`` in ``[1e-3, 0.1 d]`` and
@@ -105,23 +137,34 @@ def sample_npg_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
     :param additional_args: the zoo's extra information (unused, part of the zoo's signature)
     :return: keyword arguments for ``NPG``
     """
-    d = max(1, int(n_actions))
     _sample_common_on_policy(trial)
-    trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)  # the critic's
-    trial.suggest_float("target_kl", 1e-3, 0.1 * d, log=True)
-    trial.suggest_float("cg_damping", 1e-3, max(0.5, 0.2 * d), log=True)
-    trial.suggest_int("cg_max_steps", 5, 30)
-    trial.suggest_int("n_critic_updates", 5, 30)
-    trial.suggest_categorical("line_search", [False, True])
-    trial.suggest_categorical("damped_step_size", [False, True])
+    _sample_npg_update(trial, n_actions)
+    return convert_npg_params(trial.params)
+
+
+def sample_npg_update_params(
+    trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict[str, Any]
+) -> dict[str, Any]:
+    """
+    Sampler for NPG's ``update`` space: :func:`sample_npg_params`'s trust region, solver, step length and
+    critic fit (same bounds), with the rollout, discounting and network of the hyperparameter file's entry.
+
+    :param trial: the Optuna trial
+    :param n_actions: number of continuous actions (1 for a discrete action space, as the zoo passes it)
+    :param n_envs: number of parallel environments (unused, part of the zoo's signature)
+    :param additional_args: the zoo's extra information (unused, part of the zoo's signature)
+    :return: keyword arguments for ``NPG``
+    """
+    _sample_npg_update(trial, n_actions)
+    _record_worker(trial)
     return convert_npg_params(trial.params)
 
 
 def convert_klppo_params(params: dict[str, Any]) -> dict[str, Any]:
     """
-    KLPPO's keyword arguments from the raw parameters of a trial (``trial.params``).
+    KLPPO's keyword arguments from the raw parameters of a trial (``trial.params``), of either search space.
 
-    :param params: the raw parameters drawn by :func:`sample_klppo_params`
+    :param params: the raw parameters drawn by :func:`sample_klppo_params` or :func:`sample_klppo_update_params`
     :return: keyword arguments for ``KLPPO``
     """
     kwargs = _common_on_policy(params)
@@ -131,21 +174,32 @@ def convert_klppo_params(params: dict[str, Any]) -> dict[str, Any]:
     kwargs.update(
         learning_rate=float(params["learning_rate"]),
         n_epochs=int(params["n_epochs"]),
-        ent_coef=float(params["ent_coef"]),
-        max_grad_norm=float(params["max_grad_norm"]),
         target_kl=float(params["target_kl"]),
         kl_coef=float(params["kl_coef"]),
         kl_adaptation=kl_adaptation,
     )
-    if "kl_dual_lr" in params:
-        kwargs["kl_dual_lr"] = float(params["kl_dual_lr"])
+    for name in ("ent_coef", "max_grad_norm", "kl_dual_lr"):  # not drawn by every trial
+        if name in params:
+            kwargs[name] = float(params[name])
     return kwargs
+
+
+def _sample_klppo_update(trial: optuna.Trial) -> None:
+    """Draw KLPPO's update parameters: the penalty (target, initial coefficient, controller) and its SGD schedule."""
+    trial.suggest_float("learning_rate", 1e-5, 3e-3, log=True)
+    trial.suggest_categorical("n_epochs", [1, 5, 10, 20])
+    trial.suggest_float("target_kl", 1e-3, 0.1, log=True)
+    trial.suggest_float("kl_coef", 0.01, 10.0, log=True)
+    kl_adaptation = trial.suggest_categorical("kl_adaptation", list(KL_ADAPTATIONS))
+    if kl_adaptation == "dual":
+        # Step size of the dual ascent on beta; only meaningful for that controller
+        trial.suggest_float("kl_dual_lr", 1.0, 1000.0, log=True)
 
 
 def sample_klppo_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict[str, Any]) -> dict[str, Any]:
     """
-    Sampler for KLPPO: penalty target, initial coefficient and controller, SGD schedule, rollout,
-    discounting and network.
+    Sampler for KLPPO (``full`` space): penalty target, initial coefficient and controller, SGD schedule,
+    entropy bonus, gradient clipping, rollout, discounting and network.
 
     :param trial: the Optuna trial
     :param n_actions: number of continuous actions (unused, part of the zoo's signature)
@@ -154,16 +208,28 @@ def sample_klppo_params(trial: optuna.Trial, n_actions: int, n_envs: int, additi
     :return: keyword arguments for ``KLPPO``
     """
     _sample_common_on_policy(trial)
-    trial.suggest_float("learning_rate", 1e-5, 3e-3, log=True)
-    trial.suggest_categorical("n_epochs", [1, 5, 10, 20])
+    _sample_klppo_update(trial)
     trial.suggest_float("ent_coef", 1e-8, 0.1, log=True)
     trial.suggest_float("max_grad_norm", 0.3, 5.0, log=True)
-    trial.suggest_float("target_kl", 1e-3, 0.1, log=True)
-    trial.suggest_float("kl_coef", 0.01, 10.0, log=True)
-    kl_adaptation = trial.suggest_categorical("kl_adaptation", list(KL_ADAPTATIONS))
-    if kl_adaptation == "dual":
-        # Step size of the dual ascent on beta; only meaningful for that controller
-        trial.suggest_float("kl_dual_lr", 1.0, 1000.0, log=True)
+    return convert_klppo_params(trial.params)
+
+
+def sample_klppo_update_params(
+    trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict[str, Any]
+) -> dict[str, Any]:
+    """
+    Sampler for KLPPO's ``update`` space: :func:`sample_klppo_params`'s penalty (target, initial coefficient,
+    controller), learning rate and epochs (same bounds), with everything else from the hyperparameter
+    file's entry (for the MuJoCo entries: PPO's tuned rollout, minibatches, entropy bonus and network).
+
+    :param trial: the Optuna trial
+    :param n_actions: number of continuous actions (unused, part of the zoo's signature)
+    :param n_envs: number of parallel environments (unused, part of the zoo's signature)
+    :param additional_args: the zoo's extra information (unused, part of the zoo's signature)
+    :return: keyword arguments for ``KLPPO``
+    """
+    _sample_klppo_update(trial)
+    _record_worker(trial)
     return convert_klppo_params(trial.params)
 
 
@@ -174,6 +240,15 @@ HYPERPARAMS_SAMPLER = {
     "npg_lstm": sample_npg_params,
     "klppo_lstm": sample_klppo_params,
 }
+# The ``update`` space of each algorithm (``--search-space update``)
+UPDATE_SAMPLER = {
+    "npg": sample_npg_update_params,
+    "klppo": sample_klppo_update_params,
+    "npg_lstm": sample_npg_update_params,
+    "klppo_lstm": sample_klppo_update_params,
+}
+# Samplers by ``--search-space``
+SEARCH_SPACES = {"full": HYPERPARAMS_SAMPLER, "update": UPDATE_SAMPLER}
 HYPERPARAMS_CONVERTER = {
     "npg": convert_npg_params,
     "klppo": convert_klppo_params,

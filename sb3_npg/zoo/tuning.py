@@ -10,8 +10,10 @@ The zoo hands ``--storage`` to Optuna as it is: a URL string, or a journal file 
   for the next worker, up to ``max_retry`` times (Optuna's ``RetryHeartbeatStaleTrialCallback``);
 * ``--max-total-trials`` does not count a dead worker's trial: stale trials are failed before every count,
   so their retries are run and the budget is still spent on finished trials;
-* a study is used only when it maximizes and was created for the same algorithm and environment
-  (recorded in its user attributes ``algo`` and ``env`` when it is created);
+* a study is used only when it maximizes and was created for the same algorithm, environment and search
+  space (recorded in its user attributes ``algo``, ``env`` and ``search_space`` when it is created);
+* ``--search-space update`` tunes only the update's parameters of our algorithms, on top of the
+  hyperparameter file's entry (:mod:`sb3_npg.zoo.hyperparams_opt`);
 * a storage that cannot be used (a misspelt or unreachable URL, a wrong password, a missing driver) is
   reported in one line (:class:`TuningError`), not as a database traceback;
 * ``--trial-id 0`` re-trains trial 0 (the zoo skips trial ids that are 0).
@@ -25,7 +27,7 @@ import contextlib
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +56,11 @@ STORAGE_FORMS = (
     "postgresql://user:password@host:port/database, mysql+pymysql://user:password@host/database, "
     "sqlite:///file.db or a journal file path ending in .log"
 )
+
+
+# ``--search-space`` values (the samplers are in :data:`sb3_npg.zoo.hyperparams_opt.SEARCH_SPACES`)
+SEARCH_SPACE_NAMES = ("full", "update")
+DEFAULT_SEARCH_SPACE = "full"
 
 
 class TuningError(Exception):
@@ -96,6 +103,24 @@ class HeartbeatOptions:
         return self.grace_period if self.grace_period is not None else GRACE_PERIOD_BEATS * self.interval
 
 
+@dataclass(frozen=True)
+class TuningOptions:
+    """
+    This package's flags of ``train -optimize``.
+
+    :param heartbeat: heartbeat and retry settings of relational storages
+    :param search_space: ``"full"`` (the update, rollout, discounting and network, as the zoo searches) or
+        ``"update"`` (the update's parameters alone, the rest from the hyperparameter file's entry)
+    """
+
+    heartbeat: HeartbeatOptions = field(default_factory=HeartbeatOptions)
+    search_space: str = DEFAULT_SEARCH_SPACE
+
+    def __post_init__(self) -> None:
+        if self.search_space not in SEARCH_SPACE_NAMES:
+            raise ValueError(f"search_space must be one of {', '.join(SEARCH_SPACE_NAMES)}, got {self.search_space!r}")
+
+
 def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
@@ -115,12 +140,24 @@ def _positive_int(text: str) -> int:
 
 def tuning_parser(prog: str = "sb3-npg train") -> argparse.ArgumentParser:
     """
-    The flags this package adds to ``train``, for relational storages.
+    The flags this package adds to ``train``: the search space of ``-optimize``, and fault tolerance with
+    relational storages.
 
     :param prog: the program name shown in messages
-    :return: a parser of ``--heartbeat-interval``, ``--grace-period`` and ``--max-retry`` only
+    :return: a parser of ``--search-space``, ``--heartbeat-interval``, ``--grace-period`` and ``--max-retry`` only
     """
     parser = argparse.ArgumentParser(prog=prog, usage=argparse.SUPPRESS, add_help=False, allow_abbrev=False)
+    space = parser.add_argument_group("search space of -optimize (sb3-npg)")
+    space.add_argument(
+        "--search-space",
+        choices=SEARCH_SPACE_NAMES,
+        default=DEFAULT_SEARCH_SPACE,
+        help="full: the update's parameters, rollout length, minibatch size, discount, GAE lambda and network, as "
+        "the zoo searches; update: the update's parameters alone (NPG: target_kl, cg_damping, cg_max_steps, "
+        "damped_step_size, line_search, the critic's learning_rate and n_critic_updates; KLPPO: target_kl, "
+        "kl_coef, kl_adaptation, learning_rate, n_epochs), everything else from the hyperparameter file's "
+        f"entry; only for our algorithms (default: {DEFAULT_SEARCH_SPACE})",
+    )
     group = parser.add_argument_group("fault tolerance of -optimize with a PostgreSQL, MySQL or SQLite --storage (sb3-npg)")
     group.add_argument(
         "--heartbeat-interval",
@@ -148,21 +185,21 @@ def tuning_parser(prog: str = "sb3-npg train") -> argparse.ArgumentParser:
     return parser
 
 
-def split_tuning_args(args: Sequence[str], prog: str = "sb3-npg train") -> tuple[HeartbeatOptions, list[str]]:
+def split_tuning_args(args: Sequence[str], prog: str = "sb3-npg train") -> tuple[TuningOptions, list[str]]:
     """
     Take this package's tuning flags out of the arguments of ``train``.
 
     :param args: the arguments of ``train``
     :param prog: the program name shown in messages
-    :return: the heartbeat options and the remaining arguments, for the zoo
+    :return: the tuning options and the remaining arguments, for the zoo
     """
     parser = tuning_parser(prog)
     known, rest = parser.parse_known_args(list(args))
     try:
-        options = HeartbeatOptions(known.heartbeat_interval, known.grace_period, known.max_retry)
+        heartbeat = HeartbeatOptions(known.heartbeat_interval, known.grace_period, known.max_retry)
     except ValueError as error:
         parser.error(str(error))
-    return options, rest
+    return TuningOptions(heartbeat, known.search_space), rest
 
 
 def is_journal(storage: str) -> bool:
@@ -287,17 +324,27 @@ def open_storage(storage: str, heartbeat: HeartbeatOptions | None = None) -> "op
     return optuna.storages.JournalStorage(JournalFileBackend(storage))
 
 
-def check_study(study: "optuna.Study", algo: str, env_id: str, storage: str, writing: bool = True) -> None:
+def check_study(
+    study: "optuna.Study",
+    algo: str,
+    env_id: str,
+    storage: str,
+    writing: bool = True,
+    search_space: str = DEFAULT_SEARCH_SPACE,
+) -> None:
     """
     Refuse a study that was created for another algorithm or environment, or, to write to it, one that
-    minimizes; before writing, record the algorithm and environment (user attributes ``algo`` and ``env``)
-    in a study that has none.
+    minimizes or searches another space; before writing, record the algorithm, environment and search space
+    (user attributes ``algo``, ``env`` and ``search_space``) in a study that has none. A study with trials
+    but no ``search_space`` predates the flag: its trials searched the full space.
 
     :param study: the study
     :param algo: the zoo name of the algorithm being tuned
     :param env_id: the environment id
     :param storage: the ``--storage`` argument, for messages
     :param writing: whether trials will be added (``-optimize``), rather than one re-trained (``--trial-id``)
+    :param search_space: the ``--search-space`` of the trials to add (unused when not writing: a trial of
+        either space re-trains)
     :raises TuningError: when the study cannot be used
     """
     import optuna
@@ -319,6 +366,15 @@ def check_study(study: "optuna.Study", algo: str, env_id: str, storage: str, wri
             f"{where} was created for --algo {attrs.get('algo')} --env {attrs.get('env')}, not --algo {algo} --env {env_id}: "
             "use another --study-name for this algorithm and environment"
         )
+    if writing:
+        if "search_space" not in attrs:
+            study.set_user_attr("search_space", DEFAULT_SEARCH_SPACE if study.trials else search_space)
+            attrs = study.user_attrs
+        if attrs["search_space"] != search_space:
+            raise TuningError(
+                f"{where} searches --search-space {attrs['search_space']}, not {search_space}: use another --study-name "
+                "for this search space"
+            )
 
 
 def fail_stale_trials(study: "optuna.Study") -> None:
@@ -345,6 +401,20 @@ def _replaced(owner: Any, name: str, value: Any) -> Iterator[None]:
         yield
     finally:
         setattr(owner, name, original)
+
+
+@contextlib.contextmanager
+def _replaced_item(table: dict[str, Any], key: str, value: Any | None) -> Iterator[None]:
+    """Replace ``table[key]`` for the duration (``None``: leave it)."""
+    if value is None:
+        yield
+        return
+    original = table[key]
+    table[key] = value
+    try:
+        yield
+    finally:
+        table[key] = original
 
 
 def _counting_stale_trials(max_trials_callback: type) -> type:
@@ -374,20 +444,42 @@ def _journal_note(heartbeat: HeartbeatOptions) -> None:
     )
 
 
-def install(heartbeat: HeartbeatOptions | None = None) -> None:
+def _sampler(algo: str, search_space: str) -> Callable[..., dict[str, Any]] | None:
     """
-    Hook heartbeats, retries, study checks and clear storage errors into the zoo's ``ExperimentManager``.
+    The sampler of ``--search-space`` for ``algo``, or ``None`` to keep the zoo's (the ``full`` space).
+
+    :raises TuningError: for the ``update`` space of an algorithm that is not ours
+    """
+    if search_space == DEFAULT_SEARCH_SPACE:
+        return None
+    from sb3_npg.zoo.hyperparams_opt import SEARCH_SPACES
+
+    samplers = SEARCH_SPACES[search_space]
+    if algo not in samplers:
+        raise TuningError(
+            f"--search-space {search_space} is for --algo {', '.join(samplers)}; --algo {algo} has only the zoo's "
+            f"search space (--search-space {DEFAULT_SEARCH_SPACE})"
+        )
+    return samplers[algo]
+
+
+def install(options: TuningOptions | None = None) -> None:
+    """
+    Hook the search space, heartbeats, retries, study checks and clear storage errors into the zoo's
+    ``ExperimentManager``.
 
     Wraps ``hyperparameters_optimization`` (``-optimize``) and ``read_hyperparameters`` / ``load_trial``
-    (``--trial-id``); calling it again replaces the heartbeat settings.
+    (``--trial-id``); calling it again replaces the settings.
 
-    :param heartbeat: heartbeat and retry settings (default: :class:`HeartbeatOptions` ``()``)
+    :param options: search space, heartbeat and retry settings (default: :class:`TuningOptions` ``()``)
     """
     import optuna
     import rl_zoo3.exp_manager
+    import rl_zoo3.hyperparams_opt
     from rl_zoo3.exp_manager import ExperimentManager
 
-    settings = heartbeat if heartbeat is not None else HeartbeatOptions()
+    options = options if options is not None else TuningOptions()
+    settings = options.heartbeat
     originals: dict[str, Callable[..., Any]] = getattr(ExperimentManager, "_sb3_npg_originals", {})
     if not originals:
         originals = {
@@ -398,6 +490,11 @@ def install(heartbeat: HeartbeatOptions | None = None) -> None:
     create_study, load_study = optuna.create_study, optuna.load_study
 
     def hyperparameters_optimization(self: Any) -> None:
+        sampler = _sampler(self.algo, options.search_space)
+        with _replaced_item(rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER, self.algo, sampler):
+            return optimize(self)
+
+    def optimize(self: Any) -> None:
         if self.storage is None:
             return originals["hyperparameters_optimization"](self)
         storage_name: str = self.storage
@@ -408,7 +505,7 @@ def install(heartbeat: HeartbeatOptions | None = None) -> None:
         def create_checked_study(**kwargs: Any) -> optuna.Study:
             kwargs["storage"] = opened
             study = create_study(**kwargs)
-            check_study(study, self.algo, self.env_name.gym_id, storage_name)
+            check_study(study, self.algo, self.env_name.gym_id, storage_name, search_space=options.search_space)
             fail_stale_trials(study)  # before the zoo counts trials for --max-total-trials
             return study
 

@@ -296,3 +296,36 @@ def test_klppo_diagnostics(algo, capsys):
         assert float(spread.split("(")[1].split("x")[0]) >= 1.0
     with pytest.raises(SystemExit):
         diagnostics.main(["--algo", algo, "--updates", "0"])
+
+
+def test_tuning_study_starts_from_the_entry(tmp_path, capsys):
+    # The study's first trial is the shipped entry; the candidates draw only the update's parameters; the
+    # report shows both; a second start carries on with the same study
+    optuna = pytest.importorskip("optuna")
+    tuning = _load("tuning")
+    params, _ = tuning.entry_params("npg", "HalfCheetah-v5")
+    assert params == dict(
+        learning_rate=1e-3, target_kl=0.24, cg_damping=0.6, cg_max_steps=25, n_critic_updates=20, line_search=True,
+        damped_step_size=False,
+    )  # fmt: skip
+    params, reason = tuning.entry_params("klppo", "CartPole-v1")  # its learning rate is a schedule
+    assert params is None and reason == "learning_rate is 'lin_0.001' in the entry, not a number of the search space"
+
+    args = ["--algo", "npg", "--env", ENV, "--budget", "600", "--trials", "2", "--results-dir", str(tmp_path)]
+    args += ["--log-dir", str(tmp_path / "logs")]
+    tuning.main(args)
+    storage, name = tuning.storage_url(tmp_path, "npg", ENV), tuning.study_name("npg", ENV, "update", 600)
+    assert name == "npg-CartPole-v1-update-600"
+    study = optuna.load_study(study_name=name, storage=storage)
+    entry, candidate = study.trials
+    assert entry.user_attrs[tuning.ENTRY_ATTR] is True and entry.params == tuning.entry_params("npg", ENV)[0]
+    assert tuning.ENTRY_ATTR not in candidate.user_attrs and "n_steps_pow" not in candidate.params
+    assert [trial.state.name for trial in study.trials] == ["COMPLETE", "COMPLETE"]
+    table = (tmp_path / tuning.REPORT).read_text().splitlines()
+    assert table[2].startswith(f"| {name} | 2 / 0 / 0 | {entry.value:.1f} (complete) |")
+
+    tuning.main([*args[:7], "3", *args[8:]])  # one more trial, same study
+    assert len(optuna.load_study(study_name=name, storage=storage).trials) == 3
+    with pytest.raises(SystemExit):
+        tuning.main(["--report-typo"])
+    capsys.readouterr()

@@ -324,8 +324,9 @@ def test_tuning_study_starts_from_the_entry(tmp_path, capsys):
     table = (tmp_path / tuning.REPORT).read_text().splitlines()
     assert table[2].startswith(f"| {name} | 2 / 0 / 0 | {entry.value:.1f} (complete) |")
 
-    tuning.main([*args[:7], "3", *args[8:]])  # one more trial, same study
-    assert len(optuna.load_study(study_name=name, storage=storage).trials) == 3
+    capsys.readouterr()
+    tuning.main([*args[:7], "3", *args[8:], "--dry-run"])  # started again: the same study, the entry not queued twice
+    assert "2 trials so far" in capsys.readouterr().out
+    assert len(optuna.load_study(study_name=name, storage=storage).trials) == 2
     with pytest.raises(SystemExit):
         tuning.main(["--report-typo"])
-    capsys.readouterr()

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from unittest import mock
 
 if TYPE_CHECKING:
     import optuna
@@ -403,20 +404,6 @@ def _replaced(owner: Any, name: str, value: Any) -> Iterator[None]:
         setattr(owner, name, original)
 
 
-@contextlib.contextmanager
-def _replaced_item(table: dict[str, Any], key: str, value: Any | None) -> Iterator[None]:
-    """Replace ``table[key]`` for the duration (``None``: leave it)."""
-    if value is None:
-        yield
-        return
-    original = table[key]
-    table[key] = value
-    try:
-        yield
-    finally:
-        table[key] = original
-
-
 def _counting_stale_trials(max_trials_callback: type) -> type:
     """The zoo's ``MaxTrialsCallback``, failing stale trials before it counts."""
 
@@ -491,7 +478,8 @@ def install(options: TuningOptions | None = None) -> None:
 
     def hyperparameters_optimization(self: Any) -> None:
         sampler = _sampler(self.algo, options.search_space)
-        with _replaced_item(rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER, self.algo, sampler):
+        samplers = rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER
+        with contextlib.nullcontext() if sampler is None else mock.patch.dict(samplers, {self.algo: sampler}):
             return optimize(self)
 
     def optimize(self: Any) -> None:

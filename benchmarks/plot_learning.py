@@ -293,7 +293,16 @@ def interval_estimates(score_dict: dict[str, np.ndarray], reps: int = BOOTSTRAP_
                 [rly_metrics.aggregate_iqm(scores), rly_metrics.aggregate_median(scores), rly_metrics.aggregate_mean(scores)]
             )
 
-        points, intervals = rly.get_interval_estimates(score_dict, aggregate, reps=reps, random_state=np.random.RandomState(0))
+        # rliable draws its resamples from numpy's global generator whatever random_state says: seed it for
+        # the call, so that the same scores give the same intervals, and put the caller's state back
+        global_state = np.random.get_state()
+        np.random.seed(0)
+        try:
+            points, intervals = rly.get_interval_estimates(
+                score_dict, aggregate, reps=reps, random_state=np.random.RandomState(0)
+            )
+        finally:
+            np.random.set_state(global_state)
         return points, {algo: np.asarray(interval) for algo, interval in intervals.items()}, "rliable"
     except Exception as error:
         print(f"aggregate: rliable unavailable ({type(error).__name__}), numpy bootstrap instead")
@@ -338,7 +347,8 @@ def normalized_scores(runs: pd.DataFrame) -> tuple[dict[str, np.ndarray], list[s
     algos, envs = aggregate_selection(runs)
     if not envs:
         return {}, [], 0
-    counts = runs[runs["env"].isin(envs)].groupby(["algo", "env"])["seed"].nunique()
+    chosen = runs[runs["env"].isin(envs) & runs["algo"].isin(algos)]  # a left-out variant's seeds do not count
+    counts = chosen.groupby(["algo", "env"])["seed"].nunique()
     n_seeds = int(counts.min())
     score_dict = {}
     for algo in algos:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 pytest.importorskip("rl_zoo3", reason='the peers take the zoo\'s hyperparameters: pip install "sb3-npg[zoo]"')
@@ -226,6 +227,36 @@ def test_aggregate_leaves_out_partial_algorithms(plot_learning):
     # No common environment: nothing to aggregate
     algos, chosen_envs = plot_learning.aggregate_selection(pd.DataFrame([{"algo": "npg", "env": "NoSuchEnv-v0"}]))
     assert chosen_envs == []
+
+
+def test_aggregate_intervals_are_reproducible(plot_learning):
+    # The same scores give the same intervals on every run, and the caller's global numpy state is left alone
+    rng = np.random.default_rng(3)
+    scores = {"npg": rng.normal(size=(5, 3)), "trpo": rng.normal(size=(5, 3))}
+    np.random.seed(7)
+    expected_next = np.random.rand()
+    np.random.seed(7)
+    first = plot_learning.interval_estimates(scores, reps=200)
+    assert np.random.rand() == expected_next
+    second = plot_learning.interval_estimates(scores, reps=200)
+    for algo in scores:
+        np.testing.assert_array_equal(first[0][algo], second[0][algo])
+        np.testing.assert_array_equal(first[1][algo], second[1][algo])
+
+
+def test_aggregate_seeds_ignore_left_out_variants(plot_learning):
+    # A variant left out of the aggregate, with one seed on one environment, must not cut the others' seeds to one
+    envs = ["CartPole-v1", "Pendulum-v1"]
+    rows = [
+        {"algo": algo, "env": env, "seed": seed, "eval_mean": 100.0 + seed}
+        for algo in ("npg", "trpo")
+        for env in envs
+        for seed in range(3)
+    ]
+    rows.append({"algo": "npg:variant", "env": "CartPole-v1", "seed": 0, "eval_mean": 50.0})
+    scores, chosen_envs, n_seeds = plot_learning.normalized_scores(pd.DataFrame(rows))
+    assert sorted(scores) == ["npg", "trpo"] and sorted(chosen_envs) == sorted(envs)
+    assert n_seeds == 3 and scores["npg"].shape == (3, 2)
 
 
 @pytest.mark.parametrize("algo, env_id", [("npg", "CartPole-v1"), ("npg_lstm", "CartPoleNoVel-v1")])

@@ -361,3 +361,108 @@ def test_tuning_study_starts_from_the_entry(tmp_path, capsys):
     assert len(optuna.load_study(study_name=name, storage=storage).trials) == 2
     with pytest.raises(SystemExit):
         tuning.main(["--report-typo"])
+
+
+@pytest.fixture(scope="module")
+def cost() -> ModuleType:
+    return _load("cost")
+
+
+def test_cost_plan(cost):
+    # The floors first, one per distinct stack; trpo:same-rollout takes NPG's rollout and normalisation
+    measurements, skipped = cost.plan_env("HalfCheetah-v5", cost.CONFIGS)
+    labels = [measurement.label for measurement in measurements]
+    assert skipped == [] and labels[-5:] == ["npg", "trpo", "trpo:same-rollout", "klppo", "ppo"]
+    floors = labels[:-5]
+    assert len(floors) == len(set(floors)) and {f"floor:{m.stack}" for m in measurements[-5:]} == set(floors)
+    by_label = {measurement.label: measurement for measurement in measurements}
+    npg, same = by_label["npg"].entry, by_label["trpo:same-rollout"].entry
+    assert (same["n_envs"], same["n_steps"]) == (npg.get("n_envs", 1), npg.get("n_steps", 2048))
+    assert by_label["trpo:same-rollout"].stack == by_label["npg"].stack
+    assert by_label["trpo:same-rollout"].hyperparams.startswith("rl_zoo3 trpo.yml[HalfCheetah-v4] with n_envs=")
+
+    trpo = ({"n_steps": 1024, "n_envs": 2, "batch_size": 128, "normalize": True, "gamma": 0.99}, "t")
+    entry, described = cost.same_rollout_entry(trpo, ({"n_envs": 4, "n_steps": 96, "batch_size": 64}, "n"))
+    assert entry["batch_size"] == 128 and "normalize" not in entry and entry["gamma"] == 0.99  # 128 divides 384
+    assert described == "t with n_envs=4 n_steps=96 normalize=False of n"
+    entry, described = cost.same_rollout_entry(trpo, ({"n_envs": 4, "n_steps": 100, "batch_size": 80, "normalize": True}, "n"))
+    assert entry["batch_size"] == 80 and entry["normalize"] is True and described.endswith("batch_size=80 of n")
+    assert cost.env_stack({"n_envs": 1, "normalize": "dict(norm_obs=True, norm_reward=False)", "gamma": 0.9}) == (
+        "1env+norm(norm_obs=True,norm_reward=False)"
+    )
+
+
+def test_cost_report_ratios(cost):
+    # Two rounds each: the cheaper (least total) with its split, the medians, the ratios to the floor and the peers
+    def row(algo, round_, rollout, train, steps=2048, n_envs=2, n_steps=1024, updates=1, stack="2envs+norm"):
+        return dict(
+            env="E-v0", algo=algo, round=round_, budget=2000, steps=steps, n_envs=n_envs, n_steps=n_steps,
+            updates=updates, stack=stack, rollout_s=rollout, train_s=train, total_s=rollout + train, seed=0,
+            hyperparams=f"{algo} entry", host="h",
+        )  # fmt: skip
+
+    rows = [
+        row("floor:2envs+norm", 1, 0.2, 0.0, n_steps="", updates=0),
+        row("floor:2envs+norm", 2, 0.3, 0.0, n_steps="", updates=0),
+        row("npg", 1, 1.0, 1.0),
+        row("npg", 2, 0.8, 0.8),
+        row("trpo", 1, 1.0, 2.0),
+        row("trpo", 2, 1.0, 3.0),
+        row("trpo:same-rollout", 1, 1.0, 2.0),
+        row("klppo", 1, 1.0, 4.0, steps=4096, n_envs=1, n_steps=512, updates=8, stack="1env+norm"),
+        row("ppo", 1, 1.0, 3.0, steps=4096, n_envs=1, n_steps=512, updates=8, stack="1env+norm"),
+    ]
+    rows = [{key: str(value) for key, value in item.items()} for item in rows]
+    (summaries,) = cost.summarise(rows).values()
+    npg = summaries["npg"]
+    assert npg.rounds == 2 and npg.best == pytest.approx((0.8 * 100_000 / 2048, 0.8 * 100_000 / 2048, 1.6 * 100_000 / 2048))
+    assert npg.median[2] == pytest.approx(1.8 * 100_000 / 2048) and npg.train_per_update("best") == pytest.approx(0.8)
+    table = cost.report(rows)
+    lines = {line.split(" | ")[0]: line.split(" | ") for line in table.splitlines() if line.startswith("| ")}
+    assert lines["| npg"][1:4] == ["2 x 1024", "2048", "2"] and lines["| npg"][8] == "4.00x (3.60x)"  # 0.8 / 0.2, 0.9 / 0.25
+    assert lines["| klppo"][8] == "-"  # no floor of its stack
+    assert "steps per CPU-second (above 1: NPG is cheaper per step): 1.88x (1.94x)" in table  # 3 / 1.6, 3.5 / 1.8
+    assert (
+        "a rollout batch of 2048 samples for both" in table
+        and "cheaper): 0.40x (0.45x); CPU s per update 0.80 / 2.00" in table
+    )
+    assert "KLPPO (shipped) / PPO (zoo), total CPU s per 100k steps (below 1: KLPPO is cheaper): 1.25x (1.25x)" in table
+    assert [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| ")][2:] == [
+        "| floor:2envs+norm", "| npg", "| trpo", "| trpo:same-rollout", "| klppo", "| ppo",
+    ]  # fmt: skip
+
+
+def test_cost_benchmark(cost, tmp_path, capsys):
+    # The whole chain on CartPole-v1: NPG (2 copies, npg.yml) and PPO (8 copies, the zoo's ppo.yml), a floor each
+    env_id = "CartPole-v1"
+    args = ["--envs", env_id, "--algos", "floor", "npg", "ppo", "--steps", "256", "--rounds", "1"]
+    args += ["--results-dir", str(tmp_path)]
+    assert cost.main(args) == 0
+    rows = _rows(tmp_path / cost.CSV_FILE)
+    by_algo = {row["algo"]: row for row in rows}
+    assert len(rows) == 4 and sorted(by_algo) == ["floor:2envs", "floor:8envs", "npg", "ppo"]
+    for row in rows:
+        assert row["env"] == env_id and row["round"] == "1" and row["budget"] == "256"
+        rollout, train, total = float(row["rollout_s"]), float(row["train_s"]), float(row["total_s"])
+        assert rollout > 0 and train >= 0 and rollout + train == pytest.approx(total, abs=1e-5)
+        assert int(row["steps"]) >= 256 and int(row["steps"]) % int(row["n_envs"]) == 0
+    # Whole rollouts: NPG 2 x 512 takes 1024 steps, PPO 8 x 32 takes 256
+    assert (by_algo["npg"]["n_envs"], by_algo["npg"]["steps"], by_algo["npg"]["updates"]) == ("2", "1024", "1")
+    assert (by_algo["ppo"]["n_envs"], by_algo["ppo"]["steps"], by_algo["ppo"]["updates"]) == ("8", "256", "1")
+    assert float(by_algo["floor:8envs"]["train_s"]) == 0 and by_algo["npg"]["stack"] == "2envs"
+    table = (tmp_path / cost.TABLE_FILE).read_text()
+    assert f"## {env_id}" in table and "| npg | 2 x 512 | 1024 | 1 |" in table and "| floor:8envs | 8 | 256 | 1 |" in table
+    assert "npg " in table.split("environment-only floor")[1] and "of floor:8envs" in table
+
+    # Run again: nothing to do; a second round of NPG alone adds only that row; --report rewrites the table
+    capsys.readouterr()
+    assert cost.main(args) == 0
+    assert "0 measurements to do, 4 already in cost.csv" in capsys.readouterr().out
+    assert len(_rows(tmp_path / cost.CSV_FILE)) == 4
+    assert cost.main([*args[:2], "--algos", "npg", "--steps", "256", "--rounds", "2", "--results-dir", str(tmp_path)]) == 0
+    assert "1 measurements to do, 1 already in cost.csv" in capsys.readouterr().out
+    rows = _rows(tmp_path / cost.CSV_FILE)
+    assert len(rows) == 5 and (rows[-1]["algo"], rows[-1]["round"]) == ("npg", "2")
+    (tmp_path / cost.TABLE_FILE).unlink()
+    assert cost.main(["--report", "--results-dir", str(tmp_path)]) == 0
+    assert "| npg | 2 x 512 | 1024 | 2 |" in (tmp_path / cost.TABLE_FILE).read_text()

@@ -123,7 +123,7 @@ def test_critic_fit_never_moves_the_actor():
     model.learn(128)  # one update, fills the buffer
     actor_before = _snapshot(model.actor_params)
     critic_before = _snapshot(model.critic_params)
-    fit = model._fit_critic()
+    fit = model._fit_critic_adam()
     assert fit.minibatches == 5 * 4 and fit.dropped_minibatches == 0
     assert _unchanged(model.actor_params, actor_before)
     assert not _unchanged(model.critic_params, critic_before)
@@ -155,7 +155,7 @@ def test_critic_fit_syncs_once_per_minibatch(monkeypatch):
             counting[0] = True
 
     monkeypatch.setattr(model.policy.optimizer, "step", optimizer_step)
-    fit = model._fit_critic()
+    fit = model._fit_critic_adam()
     monkeypatch.undo()
     assert fit.minibatches == 3 * 4
     assert syncs[0] <= fit.minibatches + 1  # one fused check per minibatch, one read of the losses

@@ -33,6 +33,7 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecEnv
 
+from sb3_npg.common.policies import UncheckedRolloutStep
 from sb3_npg.common.sequences import subsample_sequences, unroll_lstm
 
 __all__ = [
@@ -46,31 +47,34 @@ __all__ = [
 ]
 
 
-class MlpLstmPolicy(RecurrentActorCriticPolicy):
+class MlpLstmPolicy(UncheckedRolloutStep, RecurrentActorCriticPolicy):
     """
     sb3-contrib's ``MlpLstmPolicy``, with the same arguments.
 
-    Its LSTMs run over a training sequence by :func:`~sb3_npg.common.sequences.unroll_lstm`.
+    Its LSTMs run over a training sequence by :func:`~sb3_npg.common.sequences.unroll_lstm`; its rollout step
+    skips the distribution's argument checks (:mod:`sb3_npg.common.policies`).
     """
 
     _process_sequence = staticmethod(unroll_lstm)  # type: ignore[assignment]
 
 
-class CnnLstmPolicy(RecurrentActorCriticCnnPolicy):
+class CnnLstmPolicy(UncheckedRolloutStep, RecurrentActorCriticCnnPolicy):
     """
     sb3-contrib's ``CnnLstmPolicy``, with the same arguments.
 
-    Its LSTMs run over a training sequence by :func:`~sb3_npg.common.sequences.unroll_lstm`.
+    Its LSTMs run over a training sequence by :func:`~sb3_npg.common.sequences.unroll_lstm`; its rollout step
+    skips the distribution's argument checks (:mod:`sb3_npg.common.policies`).
     """
 
     _process_sequence = staticmethod(unroll_lstm)  # type: ignore[assignment]
 
 
-class MultiInputLstmPolicy(RecurrentMultiInputActorCriticPolicy):
+class MultiInputLstmPolicy(UncheckedRolloutStep, RecurrentMultiInputActorCriticPolicy):
     """
     sb3-contrib's ``MultiInputLstmPolicy``, with the same arguments.
 
-    Its LSTMs run over a training sequence by :func:`~sb3_npg.common.sequences.unroll_lstm`.
+    Its LSTMs run over a training sequence by :func:`~sb3_npg.common.sequences.unroll_lstm`; its rollout step
+    skips the distribution's argument checks (:mod:`sb3_npg.common.policies`).
     """
 
     _process_sequence = staticmethod(unroll_lstm)  # type: ignore[assignment]

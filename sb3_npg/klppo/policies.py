@@ -1,9 +1,5 @@
-"""Policies for KLPPO: SB3's actor-critic policies, under the names SB3 users know."""
+"""Policies for KLPPO: SB3's actor-critic policies, under the names SB3 users know (see :mod:`sb3_npg.common.policies`)."""
 
-from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy, MultiInputActorCriticPolicy
-
-MlpPolicy = ActorCriticPolicy
-CnnPolicy = ActorCriticCnnPolicy
-MultiInputPolicy = MultiInputActorCriticPolicy
+from sb3_npg.common.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
 
 __all__ = ["CnnPolicy", "MlpPolicy", "MultiInputPolicy"]

@@ -11,12 +11,12 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, RolloutBufferSamples, Schedule
 from stable_baselines3.common.utils import explained_variance
-from torch.nn import functional as F
 
 from sb3_npg.common.conjugate_gradient import conjugate_gradient
 from sb3_npg.common.fisher import fisher_vector_product, natural_step_size
 from sb3_npg.common.kl import policy_kl
 from sb3_npg.common.sequences import normalize_advantages, weighted_mean
+from sb3_npg.common.trust_region_critic import trust_region_value_step
 from sb3_npg.common.utils import (
     as_schedule,
     check_float,
@@ -34,6 +34,8 @@ from sb3_npg.common.utils import (
 from sb3_npg.npg.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
 
 SelfNPG = TypeVar("SelfNPG", bound="NPG")
+
+CRITIC_SOLVERS = ("adam", "trust_region")
 
 
 class _PolicyStep(NamedTuple):
@@ -57,9 +59,14 @@ class _PolicyStep(NamedTuple):
 class _CriticFit(NamedTuple):
     """What the critic's fit did (host numbers)."""
 
-    value_loss: float = float("nan")  # mean loss of the minibatches fitted
-    minibatches: int = 0  # minibatches fitted
-    dropped_minibatches: int = 0  # minibatches dropped for a non-finite loss or gradient
+    value_loss: float = float("nan")  # Adam: mean loss of the minibatches fitted; trust region: loss after the last step
+    minibatches: int = 0  # Adam: minibatches fitted; trust region: steps taken
+    dropped_minibatches: int = 0  # minibatches (steps) dropped for a non-finite loss, gradient or step
+    # Trust region only, means over the steps taken
+    kl: float = float("nan")  # measured mean (V_new - V_old)^2 / (2 sigma^2)
+    predicted_kl: float = float("nan")  # its quadratic model
+    step_size: float = float("nan")
+    cg_residual: float = float("nan")
 
 
 class NPG(OnPolicyAlgorithm):
@@ -97,7 +104,15 @@ class NPG(OnPolicyAlgorithm):
     :param line_search_shrinking_factor: Step reduction factor of the line search
         (``theta_new = theta + factor^i * step``)
     :param line_search_max_iter: Maximum number of steps tried by the line search
-    :param n_critic_updates: Number of epochs of the value function per rollout
+    :param n_critic_updates: Number of epochs of the value function per rollout (``critic_solver="adam"``), or of
+        trust-region steps, each on the whole rollout (``critic_solver="trust_region"``)
+    :param critic_solver: How the value function is fitted: ``"adam"``, epochs of Adam over minibatches (with
+        ``learning_rate`` and ``batch_size``), or ``"trust_region"``, the GAE paper's trust-region fit solved by
+        conjugate gradient on Gauss-Newton products (https://arxiv.org/abs/1506.02438, section 5): each step
+        minimises the squared error subject to ``mean((V - V_old)^2) / (2 sigma^2) <= critic_target_kl``, ``sigma^2``
+        being the old fit's mean squared error. It uses ``cg_max_steps`` products per step
+    :param critic_target_kl: The radius ``epsilon`` of the trust-region value fit
+    :param critic_cg_damping: Damping of the trust-region value fit's solve ``(H + lambda I) s = g``
     :param gae_lambda: Factor for trade-off of bias vs variance for Generalized Advantage Estimator
     :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
     :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE
@@ -142,6 +157,9 @@ class NPG(OnPolicyAlgorithm):
         line_search_shrinking_factor: float = 0.8,
         line_search_max_iter: int = 10,
         n_critic_updates: int = 10,
+        critic_solver: str = "adam",
+        critic_target_kl: float = 0.01,
+        critic_cg_damping: float = 0.0,
         gae_lambda: float = 0.95,
         use_sde: bool = False,
         sde_sample_freq: int = -1,
@@ -169,6 +187,10 @@ class NPG(OnPolicyAlgorithm):
         check_float("line_search_shrinking_factor", line_search_shrinking_factor, 0.0, 1.0, False, False)
         check_int("line_search_max_iter", line_search_max_iter, 1)
         check_int("n_critic_updates", n_critic_updates, 0)
+        if critic_solver not in CRITIC_SOLVERS:
+            raise ValueError(f"critic_solver must be one of {', '.join(map(repr, CRITIC_SOLVERS))}, got {critic_solver!r}")
+        check_float("critic_target_kl", critic_target_kl, 0.0, low_inclusive=False)
+        check_float("critic_cg_damping", critic_cg_damping, 0.0)
         check_float("gae_lambda", gae_lambda, 0.0, 1.0)
         check_int("sde_sample_freq", sde_sample_freq, -1)
         check_float_or_schedule("target_kl", target_kl, low=0.0, low_inclusive=False)
@@ -209,6 +231,9 @@ class NPG(OnPolicyAlgorithm):
         self.line_search_shrinking_factor = line_search_shrinking_factor
         self.line_search_max_iter = line_search_max_iter
         self.n_critic_updates = n_critic_updates
+        self.critic_solver = critic_solver
+        self.critic_target_kl = critic_target_kl
+        self.critic_cg_damping = critic_cg_damping
         self.normalize_advantage = normalize_advantage
         self.target_kl = as_schedule(target_kl)
         self.sub_sampling_factor = sub_sampling_factor
@@ -262,7 +287,7 @@ class NPG(OnPolicyAlgorithm):
 
         # Critic fit in training mode
         self.policy.set_training_mode(True)
-        critic = self._fit_critic() if step.skipped is None else _CriticFit()
+        critic = self._fit_critic(rollout) if step.skipped is None else _CriticFit()
 
         # Logging
         self._n_updates += 1
@@ -291,10 +316,13 @@ class NPG(OnPolicyAlgorithm):
         factor = self.sub_sampling_factor
         return type(rollout)(*(subsample_observations(field, factor) for field in rollout))  # type: ignore[arg-type]
 
+    def _batch_values(self, batch: RolloutBufferSamples) -> th.Tensor:
+        """The critic's values at the states of a batch, shape ``(n,)`` (a hook for recurrent policies)."""
+        return self.policy.predict_values(batch.observations).flatten()
+
     def _critic_loss(self, batch: RolloutBufferSamples) -> th.Tensor:
         """The value function's squared error to the returns on a minibatch."""
-        values = self.policy.predict_values(batch.observations).flatten()
-        return F.mse_loss(batch.returns, values)
+        return weighted_mean((batch.returns - self._batch_values(batch)) ** 2, self._batch_weights(batch))
 
     def _surrogate(self, distribution: Distribution, rollout: RolloutBufferSamples, advantages: th.Tensor) -> th.Tensor:
         log_prob = distribution.log_prob(self._actions(rollout))
@@ -415,7 +443,59 @@ class NPG(OnPolicyAlgorithm):
             return _PolicyStep(skipped=None, kl=0.0, surrogate_improvement=0.0, **ls_stats, **stats)
         return _PolicyStep(skipped=None, kl=kl, surrogate_improvement=improvement, **ls_stats, **stats)
 
-    def _fit_critic(self) -> _CriticFit:
+    def _fit_critic(self, rollout: RolloutBufferSamples) -> _CriticFit:
+        """Fit the value function with the chosen ``critic_solver``, never touching the actor's parameters."""
+        if self.critic_solver == "trust_region":
+            return self._fit_critic_trust_region(rollout)
+        return self._fit_critic_adam()
+
+    def _fit_critic_trust_region(self, rollout: RolloutBufferSamples) -> _CriticFit:
+        """
+        ``n_critic_updates`` trust-region steps of the value function on the whole rollout (GAE paper).
+
+        A step whose loss, gradient or direction is not finite is dropped (the critic keeps its parameters) and
+        counted. One host synchronisation per step, after the solve, for its diagnostics.
+        """
+        weights = self._batch_weights(rollout)
+        records: list[list[float]] = []
+        dropped = 0
+        for _ in range(self.n_critic_updates):
+            values = self._batch_values(rollout)
+            step = trust_region_value_step(
+                self.critic_params,
+                values,
+                rollout.returns,
+                self.critic_target_kl,
+                cg_max_steps=self.cg_max_steps,
+                cg_damping=self.critic_cg_damping,
+                weights=weights,
+            )
+            del values  # frees the graph before the step is applied
+            if not bool(step.finite):
+                dropped += 1
+                continue
+            with th.no_grad():
+                old_values = self._batch_values(rollout)
+                for param, delta in zip(self.critic_params, unflatten_like(step.step, self.critic_params), strict=True):
+                    param.add_(delta)
+                new_values = self._batch_values(rollout)
+                kl = weighted_mean((new_values - old_values) ** 2, weights) / (2.0 * step.old_loss.clamp(min=1e-8))
+                new_loss = weighted_mean((new_values - rollout.returns) ** 2, weights)
+                records.append(th.stack([new_loss, kl, step.predicted_kl, step.step_size, step.cg_residual]).tolist())
+        if not records:
+            return _CriticFit(dropped_minibatches=dropped)
+        means = np.mean(records, axis=0)
+        return _CriticFit(
+            value_loss=records[-1][0],
+            minibatches=len(records),
+            dropped_minibatches=dropped,
+            kl=float(means[1]),
+            predicted_kl=float(means[2]),
+            step_size=float(means[3]),
+            cg_residual=float(means[4]),
+        )
+
+    def _fit_critic_adam(self) -> _CriticFit:
         """
         Fit the value function on the returns with its own optimizer, never touching the actor's parameters.
 
@@ -468,6 +548,9 @@ class NPG(OnPolicyAlgorithm):
         self.logger.record("train/policy_step_time", policy_step_time)
         self.logger.record("train/value_loss", critic.value_loss)
         self.logger.record("train/critic_skipped_minibatches", critic.dropped_minibatches)
+        if self.critic_solver == "trust_region":
+            for key in ("kl", "predicted_kl", "step_size", "cg_residual"):
+                self.logger.record(f"train/critic_{key}", getattr(critic, key))
         self.logger.record("train/explained_variance", explained_var)
         self.logger.record("train/entropy", step.entropy)
         if isinstance(self.action_space, spaces.Box):

@@ -8,7 +8,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import MaybeCallback
 
 from sb3_npg.common.recurrent import RecurrentRollouts, sequence_distribution, sequence_values
-from sb3_npg.common.sequences import subsample_sequences, weighted_mean
+from sb3_npg.common.sequences import subsample_sequences
 from sb3_npg.npg.npg import NPG
 from sb3_npg.npg_recurrent.policies import CnnLstmPolicy, MlpLstmPolicy, MultiInputLstmPolicy
 
@@ -52,9 +52,8 @@ class RecurrentNPG(RecurrentRollouts, NPG):
     def _fisher_batch(self, rollout: RecurrentRolloutBufferSamples) -> RecurrentRolloutBufferSamples:  # type: ignore[override]
         return subsample_sequences(rollout, self.sub_sampling_factor)
 
-    def _critic_loss(self, batch: RecurrentRolloutBufferSamples) -> th.Tensor:  # type: ignore[override]
-        values = sequence_values(self.policy, batch)
-        return weighted_mean((batch.returns - values) ** 2, batch.mask)
+    def _batch_values(self, batch: RecurrentRolloutBufferSamples) -> th.Tensor:  # type: ignore[override]
+        return sequence_values(self.policy, batch)
 
     def learn(
         self: SelfRecurrentNPG,

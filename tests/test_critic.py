@@ -1,0 +1,206 @@
+"""The trust-region value fit (GAE paper): its math in float64 against brute force, then inside NPG and RecurrentNPG."""
+
+import numpy as np
+import pytest
+import torch as th
+
+from sb3_npg import NPG, RecurrentNPG
+from sb3_npg.common.fisher import gauss_newton_vector_product
+from sb3_npg.common.trust_region_critic import trust_region_value_step
+from tests.conftest import HOST_SYNC_METHODS, raise_host_sync
+
+N_STATES, OBS_DIM, HIDDEN = 7, 3, 4
+
+
+class TinyCritic:
+    """A one-hidden-layer value network whose parameters are one flat float64 leaf tensor."""
+
+    def __init__(self, seed: int = 0, n_states: int = N_STATES):
+        generator = th.Generator().manual_seed(seed)
+        self.shapes = [(OBS_DIM, HIDDEN), (HIDDEN,), (HIDDEN,), ()]
+        n_params = sum(int(np.prod(s)) for s in self.shapes)
+        self.theta = (0.5 * th.randn(n_params, generator=generator, dtype=th.float64)).requires_grad_()
+        self.obs = th.randn(n_states, OBS_DIM, generator=generator, dtype=th.float64)
+        self.targets = th.randn(n_states, generator=generator, dtype=th.float64)
+
+    def values(self, theta: th.Tensor) -> th.Tensor:
+        sizes = [int(np.prod(s)) for s in self.shapes]
+        w1, b1, w2, b2 = (chunk.view(shape) for chunk, shape in zip(th.split(theta, sizes), self.shapes, strict=True))
+        return th.tanh(self.obs @ w1 + b1) @ w2 + b2
+
+    def jacobian(self) -> th.Tensor:
+        return th.autograd.functional.jacobian(self.values, self.theta.detach())  # (n, p)
+
+    def mse(self, theta: th.Tensor) -> th.Tensor:
+        return ((self.values(theta) - self.targets) ** 2).mean()
+
+
+def _matrix(product, size: int) -> th.Tensor:
+    return th.stack([product(column) for column in th.eye(size, dtype=th.float64)], dim=1)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_gauss_newton_product_equals_explicit_jtj_over_sigma_squared(weighted):
+    critic = TinyCritic()
+    sigma_sq = critic.mse(critic.theta).detach()
+    weights = th.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0], dtype=th.float64) if weighted else None
+    values = critic.values(critic.theta)
+    product = gauss_newton_vector_product([critic.theta], [values], [lambda u: u / sigma_sq], 0.0, weights)
+    jac = critic.jacobian()
+    if weighted:
+        jac = jac[weights.bool()]
+    explicit = jac.T @ jac / (jac.shape[0] * sigma_sq)
+    assert th.allclose(_matrix(product, critic.theta.numel()), explicit, atol=1e-12, rtol=1e-10)
+
+
+def _hessian_of_constraint(critic: TinyCritic, sigma_sq: th.Tensor) -> th.Tensor:
+    """Brute force: the Hessian of mean (V - V_old)^2 / (2 sigma^2) at the old parameters."""
+    old = critic.values(critic.theta.detach()).detach()
+    return th.autograd.functional.hessian(
+        lambda theta: ((critic.values(theta) - old) ** 2).mean() / (2 * sigma_sq), critic.theta.detach()
+    )
+
+
+def test_step_puts_the_quadratic_model_at_the_radius():
+    critic = TinyCritic(seed=1)
+    n_params = critic.theta.numel()
+    max_kl = 1e-3
+    values = critic.values(critic.theta)
+    step = trust_region_value_step([critic.theta], values, critic.targets, max_kl, cg_max_steps=3 * n_params)
+    sigma_sq = critic.mse(critic.theta).detach()
+    hessian = _hessian_of_constraint(critic, sigma_sq)
+    assert bool(step.finite)
+    assert th.allclose(step.old_loss, sigma_sq)
+    model = 0.5 * step.step @ hessian @ step.step
+    assert th.allclose(model, th.tensor(max_kl, dtype=th.float64), rtol=1e-6)
+    assert th.allclose(step.predicted_kl, model, rtol=1e-6)
+    # It goes downhill: the loss falls, and the direction is the natural one (the Gauss-Newton step, scaled)
+    assert critic.mse(critic.theta.detach() + step.step) < sigma_sq
+    jac = critic.jacobian()
+    residual = critic.values(critic.theta).detach() - critic.targets
+    gauss_newton = -th.linalg.lstsq(jac, residual.unsqueeze(1)).solution.squeeze(1)
+    cosine = (step.step @ gauss_newton) / (step.step.norm() * gauss_newton.norm())
+    assert cosine > 1 - 1e-6
+
+
+def test_step_stops_at_the_gauss_newton_minimiser_inside_the_region():
+    critic = TinyCritic(seed=2, n_states=40)  # more states than parameters: a unique least-squares step
+    jac = critic.jacobian()
+    residual = critic.values(critic.theta).detach() - critic.targets
+    gauss_newton = -th.linalg.lstsq(jac, residual.unsqueeze(1)).solution.squeeze(1)
+    n_params = critic.theta.numel()
+    values = critic.values(critic.theta)
+    step = trust_region_value_step([critic.theta], values, critic.targets, 10.0, cg_max_steps=3 * n_params)
+    assert (step.step - gauss_newton).norm() < 1e-6 * gauss_newton.norm()
+    assert step.predicted_kl < 0.5  # the Gauss-Newton step's model is at most 1/2: well inside a radius of 10
+
+
+def test_step_never_synchronises_with_the_host(monkeypatch):
+    critic = TinyCritic()
+    values = critic.values(critic.theta)
+    with monkeypatch.context() as patch:
+        for name in HOST_SYNC_METHODS:
+            patch.setattr(th.Tensor, name, raise_host_sync)
+        step = trust_region_value_step([critic.theta], values, critic.targets, 0.01, cg_max_steps=10)
+    assert bool(step.finite)
+
+
+def test_non_finite_values_give_a_step_marked_not_finite():
+    critic = TinyCritic()
+    values = critic.values(critic.theta) * th.tensor([1.0] * (N_STATES - 1) + [float("nan")], dtype=th.float64)
+    step = trust_region_value_step([critic.theta], values, critic.targets, 0.01)
+    assert not bool(step.finite)
+
+
+def test_parameters_the_values_ignore_do_not_move():
+    critic = TinyCritic()
+    unused = th.zeros(3, dtype=th.float64, requires_grad=True)
+    step = trust_region_value_step([critic.theta, unused], critic.values(critic.theta), critic.targets, 0.01)
+    assert bool(step.finite)
+    assert th.equal(step.step[-3:], th.zeros(3, dtype=th.float64))
+    assert step.step[:-3].abs().sum() > 0
+
+
+# --- Inside the algorithms ---
+
+ALGOS = [
+    pytest.param(NPG, "MlpPolicy", "Pendulum-v1", id="NPG"),
+    pytest.param(RecurrentNPG, "MlpLstmPolicy", "Pendulum-v1", id="RecurrentNPG"),
+]
+
+
+def _snapshot(params):
+    return [p.detach().clone() for p in params]
+
+
+def _unchanged(params, snapshot):
+    return all(th.equal(p, s) for p, s in zip(params, snapshot, strict=True))
+
+
+@pytest.mark.parametrize("algo, policy, env_id", ALGOS)
+def test_trust_region_critic_fits_within_its_radius_and_never_moves_the_actor(algo, policy, env_id):
+    model = algo(policy, env_id, n_steps=128, critic_solver="trust_region", n_critic_updates=2, critic_target_kl=0.02, seed=0)
+    model.learn(128)
+    rollout = next(iter(model.rollout_buffer.get(batch_size=None)))
+    actor_before, critic_before = _snapshot(model.actor_params), _snapshot(model.critic_params)
+    loss_before = model._critic_loss(rollout).item()
+    model.policy.set_training_mode(True)
+    fit = model._fit_critic(rollout)
+    assert fit.minibatches == 2 and fit.dropped_minibatches == 0
+    assert _unchanged(model.actor_params, actor_before)
+    assert not _unchanged(model.critic_params, critic_before)
+    assert fit.value_loss < loss_before
+    assert fit.predicted_kl == pytest.approx(0.02, rel=1e-3)
+    assert 0.2 * 0.02 < fit.kl < 5 * 0.02  # the measured constraint is near its quadratic model
+
+
+@pytest.mark.parametrize("algo, policy, env_id", ALGOS)
+def test_non_finite_value_skips_the_critic_step_and_keeps_its_parameters(algo, policy, env_id, monkeypatch):
+    model = algo(policy, env_id, n_steps=128, critic_solver="trust_region", n_critic_updates=3, seed=0)
+    model.learn(128)
+    batch_values = model._batch_values
+    monkeypatch.setattr(model, "_batch_values", lambda batch: batch_values(batch) * float("nan"))
+    critic_before = _snapshot(model.critic_params)
+    model.train()
+    logged = model.logger.name_to_value
+    assert logged["train/critic_skipped_minibatches"] == 3
+    assert logged["train/update_skipped"] == 0.0  # the policy step still happened
+    assert np.isnan(logged["train/value_loss"])
+    assert _unchanged(model.critic_params, critic_before)
+    monkeypatch.undo()
+    model.learn(256, reset_num_timesteps=False)  # training goes on
+    assert model.logger.name_to_value["train/critic_skipped_minibatches"] == 0
+
+
+def test_trust_region_critic_logs_its_diagnostics_once_per_update():
+    model = NPG("MlpPolicy", "Pendulum-v1", n_steps=128, critic_solver="trust_region", n_critic_updates=1, seed=0)
+    model.learn(3 * 128)
+    logged = model.logger.name_to_value
+    for key in ("critic_kl", "critic_predicted_kl", "critic_step_size", "critic_cg_residual", "value_loss"):
+        assert np.isfinite(logged[f"train/{key}"]), key
+
+
+def test_adam_critic_logs_no_trust_region_keys():
+    model = NPG("MlpPolicy", "Pendulum-v1", n_steps=128, n_critic_updates=1, seed=0)
+    model.learn(128)
+    assert "train/critic_predicted_kl" not in model.logger.name_to_value
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"critic_solver": "sgd"}, "critic_solver must be one of 'adam', 'trust_region', got 'sgd'"),
+        ({"critic_target_kl": 0.0}, "critic_target_kl"),
+        ({"critic_cg_damping": -1.0}, "critic_cg_damping"),
+    ],
+)
+def test_bad_critic_arguments_raise(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        NPG("MlpPolicy", "Pendulum-v1", **kwargs)
+
+
+def test_saved_model_keeps_its_critic_solver(tmp_path):
+    model = NPG("MlpPolicy", "Pendulum-v1", n_steps=128, critic_solver="trust_region", critic_target_kl=0.05, seed=0)
+    model.save(tmp_path / "model")
+    loaded = NPG.load(tmp_path / "model")
+    assert loaded.critic_solver == "trust_region" and loaded.critic_target_kl == 0.05

@@ -78,6 +78,7 @@ FLOOR = "floor"
 SAME_ROLLOUT = "trpo:same-rollout"
 # In the order a round runs them (the floors first)
 CONFIGS = (FLOOR, "npg", "trpo", SAME_ROLLOUT, "klppo", "ppo")
+OUR_ALGOS = ("npg", "klppo")  # the configurations a --variant applies to
 DEFAULT_STEPS = 20_480
 DEFAULT_ROUNDS = 3
 PER = 100_000
@@ -170,12 +171,17 @@ def same_rollout_entry(trpo: tuple[dict[str, Any], str], npg: tuple[dict[str, An
     return entry, f"{trpo_source} with {' '.join(changed)} of {npg_source}"
 
 
-def plan_env(env_id: str, configs: Sequence[str]) -> tuple[list[Measurement], list[str]]:
+def plan_env(
+    env_id: str, configs: Sequence[str], variants: Sequence[tuple[str, dict[str, str]]] = ()
+) -> tuple[list[Measurement], list[str]]:
     """
-    What a round on ``env_id`` measures, in order: the floors first, then the configurations of ``CONFIGS``.
+    What a round on ``env_id`` measures, in order: the floors first, then the configurations of ``CONFIGS``, then
+    the variants of our algorithms.
 
     :param env_id: the environment
     :param configs: the configurations asked for (``CONFIGS`` names)
+    :param variants: ``(name, overrides)`` pairs (``learning.py``'s ``--variant``): each of ``npg`` and ``klppo`` in
+        ``configs`` is measured again with its entry changed by the overrides, as ``<algo>:<name>``
     :return: the measurements, and a message for each configuration that has no entry for the environment
     """
     runs: list[Measurement] = []
@@ -201,6 +207,13 @@ def plan_env(env_id: str, configs: Sequence[str]) -> tuple[list[Measurement], li
             continue
         entry, source = found
         runs.append(Measurement(env_id, label, algo, entry, source, env_stack(entry)))
+    for name, overrides in variants:
+        for algo in OUR_ALGOS:
+            found = entry_of(algo) if algo in configs else None
+            if found is None:
+                continue
+            entry, changed = learning.apply_overrides(found[0], overrides, env_id)
+            runs.append(Measurement(env_id, f"{algo}:{name}", algo, entry, f"{found[1]} with {changed}", env_stack(entry)))
     if FLOOR not in configs:
         return runs, skipped
     # One floor per distinct stack of the runs (of every configuration when only the floor is asked for)
@@ -368,7 +381,7 @@ def measure_env(args: argparse.Namespace) -> int:
     th.set_num_threads(1)
     (env_id,) = args.envs
     path = args.results_dir / CSV_FILE
-    measurements, _ = plan_env(env_id, args.algos)
+    measurements, _ = plan_env(env_id, args.algos, args.variant)
     failures = 0
     for round_, measurement in pending(measurements, args.rounds, args.steps, finished(path)):
         try:
@@ -510,6 +523,14 @@ def headlines(summaries: dict[str, Summary]) -> list[str]:
             "- KLPPO (shipped) / PPO (zoo), total CPU s per 100k steps (below 1: KLPPO is cheaper): "
             + _pair(klppo.best[2] / ppo.best[2], klppo.median[2] / ppo.median[2], _ratio)
         )
+    for label, summary in summaries.items():
+        algo, _, name = label.partition(":")
+        peer = {"npg": trpo, "klppo": ppo}.get(algo) if name else None
+        if peer is not None:
+            lines.append(
+                f"- {label} / {peer.label} (zoo), total CPU s per 100k steps (below 1: {label} is cheaper): "
+                + _pair(summary.best[2] / peer.best[2], summary.median[2] / peer.median[2], _ratio)
+            )
     floors = {label: summary for label, summary in summaries.items() if label.startswith(f"{FLOOR}:")}
     ratios = []
     for label, summary in summaries.items():
@@ -605,10 +626,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help="times every configuration is measured, in turn")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help=f"where {CSV_FILE} and {TABLE_FILE} are")
     parser.add_argument("--seed", type=int, default=0, help="seed of the environments and the models (every round)")
+    parser.add_argument(
+        "--variant",
+        nargs="+",
+        action="append",
+        metavar=("NAME", "KEY=VALUE"),
+        help="also measure npg and klppo with their entries changed by the overrides, as <algo>:NAME (as learning.py's)",
+    )
     parser.add_argument("--report", action="store_true", help=f"only rewrite {TABLE_FILE} from {CSV_FILE}")
     # Internal: measure the one environment of --envs in this process (each environment gets a fresh one)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.variant = [(name, overrides) for name, overrides in learning.parse_variants(args.variant) if name]
     if args.steps <= 0 or args.rounds <= 0:
         parser.error("--steps and --rounds must be positive")
     if args.worker and len(args.envs) != 1:
@@ -634,6 +663,11 @@ def worker_command(args: argparse.Namespace, env_id: str) -> list[str]:
         str(args.results_dir),
         "--seed",
         str(args.seed),
+        *(
+            argument
+            for name, overrides in args.variant
+            for argument in ("--variant", name, *(f"{key}={value}" for key, value in overrides.items()))
+        ),
     ]
 
 
@@ -652,7 +686,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.report:
         done = finished(results_dir / CSV_FILE)
         for env_id in args.envs:
-            measurements, skipped = plan_env(env_id, args.algos)
+            measurements, skipped = plan_env(env_id, args.algos, args.variant)
             for message in skipped:
                 print(message, flush=True)
             todo = pending(measurements, args.rounds, args.steps, done)

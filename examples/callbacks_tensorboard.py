@@ -12,6 +12,7 @@ import math
 import os
 import tempfile
 
+import torch as th
 from stable_baselines3.common.callbacks import (
     BaseCallback,
     CallbackList,
@@ -62,7 +63,17 @@ def main() -> None:
     parser.add_argument(
         "--output-dir", default=None, help="TensorBoard logs, checkpoints and best model (default: a new temporary folder)"
     )
+    parser.add_argument(
+        "--num-threads",
+        type=int,
+        default=1,
+        help="torch threads of this process (default 1; 0: torch's default, one per core)",
+    )
     args = parser.parse_args()
+    # One torch thread: a small network gains nothing from more, and runs that share the cores (other seeds, other
+    # processes) slow each other down many times over with torch's default of one thread per core
+    if args.num_threads > 0:
+        th.set_num_threads(args.num_threads)
     output_dir = args.output_dir or tempfile.mkdtemp(prefix="callbacks_tensorboard_")
     save_dir = os.path.join(output_dir, "models")
 

@@ -56,7 +56,17 @@ def main() -> None:
     parser.add_argument(
         "--timesteps", type=int, default=int(os.environ.get("SB3_NPG_EXAMPLE_TIMESTEPS", 10_000)), help="steps per model"
     )
+    parser.add_argument(
+        "--num-threads",
+        type=int,
+        default=1,
+        help="torch threads of this process (default 1; 0: torch's default, one per core)",
+    )
     args = parser.parse_args()
+    # One torch thread: a small network gains nothing from more, and runs that share the cores (other seeds, other
+    # processes) slow each other down many times over with torch's default of one thread per core
+    if args.num_threads > 0:
+        th.set_num_threads(args.num_threads)
 
     # 1. Separate actor and critic MLPs of different sizes, with ReLU
     mlp = NPG(

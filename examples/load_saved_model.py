@@ -9,6 +9,7 @@ import argparse
 import os
 import tempfile
 
+import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecNormalize
@@ -22,7 +23,17 @@ def main() -> None:
     parser.add_argument(
         "--output-dir", default=None, help="where to save the model and its statistics (default: a new temporary folder)"
     )
+    parser.add_argument(
+        "--num-threads",
+        type=int,
+        default=1,
+        help="torch threads of this process (default 1; 0: torch's default, one per core)",
+    )
     args = parser.parse_args()
+    # One torch thread: a small network gains nothing from more, and runs that share the cores (other seeds, other
+    # processes) slow each other down many times over with torch's default of one thread per core
+    if args.num_threads > 0:
+        th.set_num_threads(args.num_threads)
     output_dir = args.output_dir or tempfile.mkdtemp(prefix="load_saved_model_")
     os.makedirs(output_dir, exist_ok=True)
     model_path = os.path.join(output_dir, "npg_mountaincar_continuous")

@@ -11,6 +11,7 @@ import os
 import tempfile
 
 import gymnasium as gym
+import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
@@ -23,7 +24,17 @@ def main() -> None:
     parser.add_argument("--trpo", action="store_true", help="backtrack each step on the measured KL (TRPO)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", default=None, help="where to save the model (default: a new temporary folder)")
+    parser.add_argument(
+        "--num-threads",
+        type=int,
+        default=1,
+        help="torch threads of this process (default 1; 0: torch's default, one per core)",
+    )
     args = parser.parse_args()
+    # One torch thread: a small network gains nothing from more, and runs that share the cores (other seeds, other
+    # processes) slow each other down many times over with torch's default of one thread per core
+    if args.num_threads > 0:
+        th.set_num_threads(args.num_threads)
     output_dir = args.output_dir or tempfile.mkdtemp(prefix="npg_quickstart_")
 
     env = make_vec_env("Pendulum-v1", n_envs=2, seed=args.seed)

@@ -334,11 +334,14 @@ def test_tuning_study_starts_from_the_entry(tmp_path, capsys):
     # report shows both; a second start carries on with the same study
     optuna = pytest.importorskip("optuna")
     tuning = _load("tuning")
-    params, _ = tuning.entry_params("npg", "HalfCheetah-v5")
+    params, _ = tuning.entry_params("npg", "Ant-v5")
     assert params == dict(
-        learning_rate=1e-3, target_kl=0.24, cg_damping=0.6, cg_max_steps=25, n_critic_updates=20, line_search=True,
-        damped_step_size=False,
+        learning_rate=1e-3, target_kl=0.08, cg_damping=0.8, cg_max_steps=25, n_critic_updates=20, line_search=True,
+        damped_step_size=True,
     )  # fmt: skip
+    # The trust-region critic's single step lies outside the update space's epochs of Adam (5-30)
+    params, reason = tuning.entry_params("npg", "HalfCheetah-v5")
+    assert params is None and reason.startswith("n_critic_updates=1")
     params, reason = tuning.entry_params("klppo", "CartPole-v1")  # its learning rate is a schedule
     assert params is None and reason == "learning_rate is 'lin_0.001' in the entry, not a number of the search space"
 
@@ -390,6 +393,19 @@ def test_cost_plan(cost):
     assert cost.env_stack({"n_envs": 1, "normalize": "dict(norm_obs=True, norm_reward=False)", "gamma": 0.9}) == (
         "1env+norm(norm_obs=True,norm_reward=False)"
     )
+
+
+def test_cost_variants_change_our_entries_only(cost):
+    variants = [("e8", {"n_envs": "8", "n_steps": "64"})]
+    measurements, _ = cost.plan_env("HalfCheetah-v5", ["floor", "klppo", "ppo"], variants)
+    by_label = {measurement.label: measurement for measurement in measurements}
+    assert set(by_label) >= {"klppo", "ppo", "klppo:e8", "floor:8envs+norm"} and "ppo:e8" not in by_label
+    variant, shipped = by_label["klppo:e8"], by_label["klppo"]
+    assert (variant.entry["n_envs"], variant.entry["n_steps"]) == (8, 64) and variant.algo == "klppo"
+    assert {k: v for k, v in variant.entry.items() if k not in ("n_envs", "n_steps")} == {
+        k: v for k, v in shipped.entry.items() if k not in ("n_envs", "n_steps")
+    }
+    assert variant.hyperparams == f"{shipped.hyperparams} with n_envs=8 n_steps=64"
 
 
 def test_cost_report_ratios(cost):

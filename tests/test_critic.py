@@ -192,6 +192,7 @@ def test_adam_critic_logs_no_trust_region_keys():
         ({"critic_solver": "sgd"}, "critic_solver must be one of 'adam', 'trust_region', got 'sgd'"),
         ({"critic_target_kl": 0.0}, "critic_target_kl"),
         ({"critic_cg_damping": -1.0}, "critic_cg_damping"),
+        ({"critic_cg_max_steps": 0}, "critic_cg_max_steps"),
     ],
 )
 def test_bad_critic_arguments_raise(kwargs, message):

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 import warnings
@@ -41,15 +42,16 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def unavailable(reason: str) -> None:
+    """A failure under CI (the PostgreSQL tests must run there), else a skip saying how to run them."""
+    if in_ci():
+        pytest.fail(f"{reason}; CI=true, so the PostgreSQL tests must run (.ci/run starts the server)")
+    pytest.skip(f"{reason}; to run these tests: export {POSTGRES_URL_VARIABLE}=$(.ci/postgres)")
+
+
 @pytest.fixture(scope="module")
 def postgres_url() -> str:
     """The URL of the test database; a failure under CI when there is none, else a skip saying how to get one."""
-
-    def unavailable(reason: str) -> None:
-        if in_ci():
-            pytest.fail(f"{reason}; CI=true, so the PostgreSQL tests must run (.ci/run starts the server)")
-        pytest.skip(f"{reason}; to run these tests: export {POSTGRES_URL_VARIABLE}=$(.ci/postgres)")
-
     url = os.environ.get(POSTGRES_URL_VARIABLE, "")
     if not url:
         unavailable(f"{POSTGRES_URL_VARIABLE} is not set")
@@ -68,6 +70,27 @@ def study_name(request: pytest.FixtureRequest) -> Iterator[str]:
     if "postgres_url" in request.fixturenames:
         with contextlib.suppress(KeyError):  # a test may stop before its study is created
             optuna.delete_study(study_name=name, storage=request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
+    """The URL of a database of its own, created empty (no Optuna tables yet) on the test server, dropped afterwards."""
+    psycopg = pytest.importorskip("psycopg")
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    server = make_url(postgres_url)
+    connection_info = {"host": server.host, "port": server.port, "user": server.username, "password": server.password}
+    connection_info["dbname"] = server.database
+    name = f"sb3npg_fresh_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(**connection_info, autocommit=True) as connection:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.errors.InsufficientPrivilege as error:
+        unavailable(f"user {server.username!r} may not create databases ({error}); .ci/postgres grants it CREATEDB")
+    yield server.set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(**connection_info, autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def storage_for(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
@@ -112,6 +135,129 @@ def test_two_workers_share_one_study(algo, kind, tmp_path, study_name, request):
     assert config["gamma"] == pytest.approx(best.user_attrs["gamma"])
     assert config["target_kl"] == pytest.approx(best.params["target_kl"])
     assert (logs / algo / "CartPole-v1_1" / "CartPole-v1.zip").is_file()
+
+
+# A worker process: ``sb3-npg`` (its entry point, in a process of its own) started once every worker has
+# imported what it needs, so that all of them reach the empty database at the same instant. Arguments: the file
+# to create when ready, the file to wait for, then those of ``sb3-npg``.
+WORKER_AT_BARRIER = """
+import sys, time
+from pathlib import Path
+import optuna, rl_zoo3.train, sqlalchemy  # the slow imports, before the barrier
+from sb3_npg.zoo.cli import main
+ready, go = Path(sys.argv[1]), Path(sys.argv[2])
+ready.touch()
+while not go.exists():
+    time.sleep(0.002)
+main(sys.argv[3:])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["postgres", "sqlite"])
+def test_workers_started_together_on_an_empty_database(kind, tmp_path, request):
+    # The README's recipe: the same -optimize command on every machine. Started at the same instant on a database
+    # without Optuna's tables, the workers all create them; every worker must join the study and run its trial.
+    n_workers = 3
+    if kind == "postgres":
+        storage = request.getfixturevalue("fresh_postgres_url")
+    else:
+        storage = f"sqlite:///{tmp_path / 'study.db'}"
+    args = ["train", "--algo", "npg", *TUNE, "--search-space", "update", "--n-trials", "1", "--storage", storage]
+    args += ["--study-name", "together"]
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore"}
+    go = tmp_path / "go"
+    workers = []
+    for index in range(n_workers):
+        ready = tmp_path / f"ready_{index}"
+        argv = [sys.executable, "-c", WORKER_AT_BARRIER, str(ready), str(go), *args, "--seed", str(index)]
+        argv += ["-f", str(tmp_path / f"logs_{index}")]
+        log = open(tmp_path / f"worker_{index}.txt", "w")  # noqa: SIM115 (closed below)
+        workers.append((subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT), log, ready))
+    try:
+        wait_for(lambda: all(ready.exists() for _, _, ready in workers), 300, "the workers to start", interval=0.05)
+        go.touch()
+        for process, _, _ in workers:
+            process.wait(timeout=300)
+    finally:
+        for process, log, _ in workers:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            log.close()
+    for index, (process, _, _) in enumerate(workers):
+        assert process.returncode == 0, (tmp_path / f"worker_{index}.txt").read_text()[-3000:]
+
+    study = load_study(storage, "together")
+    assert len(study.trials) == n_workers
+    assert all(trial.state.name in FINISHED for trial in study.trials), [trial.state for trial in study.trials]
+    expected = {f"{socket.gethostname()}:{process.pid}" for process, _, _ in workers}
+    assert set(workers_of(study.trials)) == expected  # one trial of every worker
+    if kind == "postgres":
+        optuna.storages.RDBStorage(storage).engine.dispose()  # the schema is whole: Optuna opens it as it is
+
+
+def test_schema_collision_is_retried_then_reported(tmp_path, monkeypatch):
+    # A worker whose creation of Optuna's tables collides with another's opens the storage again; after
+    # SCHEMA_TRIES collisions in a row it stops with one line. Any other database error is not retried.
+    import sqlalchemy.exc
+
+    from sb3_npg.zoo import tuning
+
+    duplicate = Exception('duplicate key value violates unique constraint "pg_type_typname_nsp_index"')
+    collision = sqlalchemy.exc.IntegrityError("CREATE TYPE studydirection", {}, duplicate)
+    denied = sqlalchemy.exc.ProgrammingError("CREATE TABLE studies", {}, Exception("permission denied for schema public"))
+    rdb_storage = optuna.storages.RDBStorage
+    calls: list[int] = []
+
+    def failing(errors):
+        def build(*args, **kwargs):
+            calls.append(1)
+            if len(calls) <= len(errors):
+                raise errors[len(calls) - 1]
+            return rdb_storage(*args, **kwargs)
+
+        return build
+
+    monkeypatch.setattr(tuning, "SCHEMA_RETRY_WAIT", 0.0)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    monkeypatch.setattr(optuna.storages, "RDBStorage", failing([collision] * (tuning.SCHEMA_TRIES - 1)))
+    assert isinstance(open_rdb_storage(url), rdb_storage)
+    assert len(calls) == tuning.SCHEMA_TRIES
+
+    calls.clear()
+    monkeypatch.setattr(optuna.storages, "RDBStorage", failing([collision] * tuning.SCHEMA_TRIES))
+    with pytest.raises(TuningError, match="cannot create Optuna's tables in --storage sqlite:///") as error:
+        open_rdb_storage(url)
+    assert f"collided with this worker {tuning.SCHEMA_TRIES} times (duplicate key value" in str(error.value)
+    assert "\n" not in str(error.value) and len(calls) == tuning.SCHEMA_TRIES
+
+    calls.clear()
+    monkeypatch.setattr(optuna.storages, "RDBStorage", failing([denied]))
+    with pytest.raises(sqlalchemy.exc.ProgrammingError, match="permission denied"):
+        open_rdb_storage(url)
+    assert len(calls) == 1
+
+
+def test_schema_lock_held_too_long_is_one_line(postgres_url, monkeypatch):
+    # A worker that holds the lock on the creation of Optuna's tables for too long (stuck, say) is reported
+    import sqlalchemy
+
+    from sb3_npg.zoo import tuning
+
+    monkeypatch.setattr(tuning, "SCHEMA_LOCK_TIMEOUT", 1)
+    engine = sqlalchemy.create_engine(postgres_url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as holder:
+            holder.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": tuning.SCHEMA_LOCK_KEY})
+            with pytest.raises(TuningError) as error:
+                open_rdb_storage(postgres_url)
+        open_rdb_storage(postgres_url).engine.dispose()  # the lock went with its connection
+    finally:
+        engine.dispose()
+    message = str(error.value)
+    assert "lock timeout" in message and "another worker has been creating Optuna's tables for over 1 s" in message
+    assert "\n" not in message and "sb3npg:***@" in message
 
 
 def wait_for(condition, timeout: float, what: str, interval: float = 0.2):

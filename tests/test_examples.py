@@ -8,10 +8,14 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import torch as th
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES_DIR = ROOT / "examples"
 EXAMPLES = sorted(path.name for path in EXAMPLES_DIR.glob("*.py"))
+# The examples that train: they run torch on one thread unless --num-threads says otherwise
+TRAINING_EXAMPLES = ("npg_quickstart.py", "klppo_quickstart.py", "callbacks_tensorboard.py", "custom_policy.py")
+TRAINING_EXAMPLES += ("load_saved_model.py",)
 # What each example needs beyond the core package
 NEEDS = {"zoo_usage.py": ("rl_zoo3", "zoo"), "callbacks_tensorboard.py": ("tensorboard", "extra")}
 TINY_BUDGET = "500"
@@ -58,8 +62,11 @@ def test_example_runs(name, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setattr(sys, "argv", [name])
     before = repo_files()
+    th.set_num_threads(2)  # torch's default on a 2-core machine (the conftest fixture restores the count)
     runpy.run_path(str(EXAMPLES_DIR / name), run_name="__main__")
     out = capsys.readouterr().out
+    if name in TRAINING_EXAMPLES:
+        assert th.get_num_threads() == 1, f"{name} trains on torch's default threads"
 
     # Outputs go to a temporary folder by default: nothing in the working directory or the checkout
     assert list(cwd.iterdir()) == []

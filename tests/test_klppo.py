@@ -23,6 +23,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.preprocessing import get_flattened_obs_dim
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import RolloutBufferSamples
+from stable_baselines3.common.utils import LinearSchedule
 
 from sb3_npg import KLPPO
 from sb3_npg.klppo.controllers import adaptive_kl_coef, dual_kl_coef
@@ -399,6 +400,37 @@ def test_early_stop_at_a_multiple_of_the_target():
     )
     recorder = _learn(model, 64)
     assert recorder.series("train/early_stop") == [0.0] and recorder.series("train/n_epochs") == [3.0]
+
+
+def test_early_stop_message_names_the_epoch_and_the_target(capsys):
+    model = KLPPO(
+        "MlpPolicy", "Pendulum-v1", n_steps=64, batch_size=16, n_epochs=10, target_kl=1e-6, kl_early_stop=2.0, seed=0
+    )
+    model.verbose = 1
+    recorder = _learn(model, 64)
+    epochs = int(recorder.series("train/n_epochs")[0])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Early stopping")]
+    assert len(lines) == 1
+    # The epoch as train/n_epochs counts it (from 1), and the threshold's value
+    assert lines[0].startswith(f"Early stopping at epoch {epochs} of 10: minibatch KL ")
+    assert lines[0].endswith(" > kl_early_stop * target_kl = 2 * 1e-06 = 2e-06")
+
+
+def test_decaying_target_kl_stays_positive_past_the_end_of_the_run(capsys):
+    # lin_0.15 (the Pendulum entry's) past the end of a run and of a continued one (reset_num_timesteps=False):
+    # the penalty's target, its early stop's threshold and the controller all use 1% of the start value
+    schedule = LinearSchedule(start=0.15, end=0.0, end_fraction=1.0)
+    model = KLPPO("MlpPolicy", "Pendulum-v1", target_kl=schedule, kl_adaptation="adaptive", verbose=1, seed=0, **FAST)
+    recorder = _record(model)
+    model.learn(40)  # updates at progress 1 - 32/40 = 0.2 and 1 - 64/40 = -0.6
+    model.learn(8, reset_num_timesteps=False)  # total 72, one rollout to 96: progress 1 - 96/72 < 0
+    model.logger.dump(model.num_timesteps)
+    assert model._current_progress_remaining < 0
+    assert recorder.series("train/target_kl") == pytest.approx([0.15 * 0.2, 0.0015, 0.0015])
+    assert recorder.series("train/update_skipped") == [0.0] * 3
+    # At least one optimizer step in each update (the first minibatch's KL is 0, below any positive threshold)
+    assert all(kl > 0 for kl in recorder.series("train/kl"))
+    assert "target_kl = 1.25 * 0 =" not in capsys.readouterr().out
 
 
 def test_controller_keeps_the_kl_near_the_target_on_pendulum():

@@ -10,10 +10,12 @@ from stable_baselines3.common.distributions import DiagGaussianDistribution
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.utils import LinearSchedule
 
 from sb3_npg import NPG
 from sb3_npg.common.fisher import distribution_parameters
 from sb3_npg.common.kl import has_exact_kl
+from sb3_npg.common.utils import as_schedule, kl_target
 
 
 def _snapshot(params):
@@ -89,6 +91,33 @@ def test_target_kl_schedule_is_followed():
     assert np.allclose(targets, [0.025, 0.02, 0.015, 0.01])
     predicted = log.values["train/predicted_kl"]
     assert np.allclose(predicted, targets, rtol=1e-4)
+
+
+def test_kl_target_rule():
+    # The schedule at the progress clipped to [0, 1], never below 1% of its value at progress 1
+    decaying = LinearSchedule(start=0.02, end=0.0, end_fraction=1.0)  # the zoo's lin_0.02
+    assert [kl_target(decaying, p) for p in (1.5, 1.0, 0.5, 0.25)] == pytest.approx([0.02, 0.02, 0.01, 0.005])
+    assert [kl_target(decaying, p) for p in (0.005, 0.0, -0.01, -3.0)] == pytest.approx([2e-4] * 4)
+    assert kl_target(lambda p: 0.02 * p, -0.5) == pytest.approx(2e-4)  # a schedule that would go negative
+    assert kl_target(lambda p: 0.01 + 0.02 * p, -1.0) == pytest.approx(0.01)  # its value at 0 past the end
+    assert kl_target(lambda p: float("nan") if p < 1 else 0.02, 0.5) == pytest.approx(2e-4)
+    assert kl_target(as_schedule(0.01), -2.0) == 0.01
+
+
+def test_decaying_target_kl_stays_positive_past_the_end_of_the_run():
+    # lin_0.02 over a run that ends past its budget, then continued past its new one (reset_num_timesteps=False):
+    # every update's radius is 1% of the start value, and the step lands on it (no line search: the model's KL)
+    schedule = LinearSchedule(start=0.02, end=0.0, end_fraction=1.0)
+    model = NPG("MlpPolicy", "Pendulum-v1", n_steps=64, batch_size=64, target_kl=schedule, n_critic_updates=1, seed=0)
+    log = RecordingLogger(model)
+    model.learn(100)  # updates at progress 1 - 64/100 = 0.36 and 1 - 128/100 = -0.28
+    model.learn(10, reset_num_timesteps=False)  # total 138, one rollout to 192: progress 1 - 192/138 < 0
+    assert model._current_progress_remaining < 0
+    targets = log.values["train/target_kl"]
+    assert targets == pytest.approx([0.02 * 0.36, 2e-4, 2e-4])
+    assert log.values["train/update_skipped"] == [0.0] * 3
+    assert np.allclose(log.values["train/predicted_kl"], targets, rtol=1e-4)
+    assert all(kl > 0 for kl in log.values["train/kl"])
 
 
 def test_actor_parameters_found_from_the_graph_not_names():

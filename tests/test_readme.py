@@ -1,5 +1,6 @@
 """What a newcomer follows: the extras, the README's first code block and its first commands (with a tiny budget)."""
 
+import os
 import re
 import shlex
 import subprocess
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch as th
 
 from sb3_npg import NPG
 
@@ -65,7 +67,9 @@ def test_first_block_runs(tmp_path, monkeypatch):
     assert count == 1
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
+    th.set_num_threads(2)  # torch's default on a 2-core machine (the conftest fixture restores the count)
     exec(compile(block, "README.md", "exec"), namespace)
+    assert th.get_num_threads() == 1  # the block shows how to run one torch thread per process
     assert isinstance(namespace["model"], NPG)
     assert (tmp_path / "npg_pendulum.zip").is_file()
     assert list(tmp_path.glob("runs/NPG_1/events.out.tfevents.*"))
@@ -106,3 +110,25 @@ def test_enjoy_follows_train(tmp_path):
     algo, env, folder = flag(train, "--algo"), flag(train, "--env"), flag(train, "-f", "--folder")
     assert f"Loading {Path(folder) / algo / f'{env}_1' / f'{env}.zip'}" in result.stdout
     assert "Episode Reward:" in result.stdout
+
+
+def test_make_test_shows_what_a_local_run_skips(tmp_path):
+    # `make test` is what CI runs, but CI also starts PostgreSQL: a local run skips those tests, and must say so in
+    # pytest's summary; the README says what is skipped and how to run it as CI does
+    recipe = re.search(r"^pytest:\n\t(.+)$", (ROOT / "Makefile").read_text(), flags=re.MULTILINE)
+    assert recipe is not None
+    argv = shlex.split(recipe.group(1).replace("$(PYTEST_WORKERS)", "0"))
+    assert argv[:3] == ["python", "-m", "pytest"]
+    test = "tests/test_distributed.py::test_wrong_password_is_one_line"  # needs the server, skips at once without
+    env = {key: value for key, value in os.environ.items() if key not in ("SB3_NPG_TEST_POSTGRES_URL", "CI")}
+    argv = [sys.executable, *argv[1:], "-p", "no:cacheprovider", str(ROOT / test)]
+    result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:]
+    summary = result.stdout.split("short test summary info", 1)[-1]
+    assert "SKIPPED" in summary and "SB3_NPG_TEST_POSTGRES_URL is not set" in summary, result.stdout[-3000:]
+    assert "export SB3_NPG_TEST_POSTGRES_URL=$(.ci/postgres)" in summary
+
+    section = README.split("## The two commands", 1)[1].split("\n## ", 1)[0]
+    assert "export SB3_NPG_TEST_POSTGRES_URL=$(.ci/postgres)" in section
+    ci_run = (ROOT / ".ci" / "run").read_text()
+    assert ".ci/postgres" in ci_run and ".ci/postgres" in section and "runs exactly" not in section

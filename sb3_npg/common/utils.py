@@ -2,14 +2,16 @@
 
 import contextlib
 import copy
+import functools
 import math
 import numbers
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.common.utils import FloatSchedule
@@ -28,6 +30,105 @@ def as_schedule(value: float | Callable[[float], float]) -> FloatSchedule:
     :return: the schedule
     """
     return FloatSchedule(value)
+
+
+# The smallest KL target a schedule gives, as a fraction of its value at the start (progress remaining 1)
+KL_TARGET_FLOOR = 0.01
+
+
+def kl_target(schedule: Callable[[float], float], progress_remaining: float) -> float:
+    """
+    The KL target of an update (NPG's trust-region radius, KLPPO's penalty target) from its schedule.
+
+    SB3's progress remaining goes from 1 to 0 over ``total_timesteps``, and below 0 once a rollout ends past
+    them (the last rollout of a run whose total is not a multiple of the rollout's size, or a ``learn()``
+    continued with ``reset_num_timesteps=False``). The rule: the schedule is evaluated at the progress clipped
+    to ``[0, 1]``, so past its end a schedule keeps its end value; and a target is never below
+    ``KL_TARGET_FLOOR`` (1%) of the schedule's value at progress 1, so a schedule that decays to 0 (the zoo's
+    ``lin_<x>``) ends at ``x / 100``, never at 0. A value that is not a number is raised to the floor too.
+
+    :param schedule: the schedule of the target (a constant's is constant)
+    :param progress_remaining: the algorithm's ``_current_progress_remaining``
+    :return: the target, strictly positive when the schedule's value at progress 1 is
+    """
+    value = schedule(min(max(progress_remaining, 0.0), 1.0))
+    floor = KL_TARGET_FLOOR * schedule(1.0)
+    return value if value >= floor else floor
+
+
+# update_threads="auto" runs the update of a policy of at most this many parameters, on the CPU, on one torch thread
+SMALL_POLICY_PARAMETERS = 100_000
+
+SelfAlgorithm = TypeVar("SelfAlgorithm", bound=BaseAlgorithm)
+
+
+def check_update_threads(value: Any) -> None:
+    """
+    Raise ``ValueError`` unless ``value`` is ``"auto"`` or an integer ``>= 0`` (the ``update_threads`` argument).
+
+    :param value: the value given
+    """
+    if isinstance(value, str) and value == "auto":
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"update_threads must be 'auto' or an integer >= 0 (0: torch's own setting), got {value!r}")
+
+
+def update_thread_count(update_threads: int | str, policy: th.nn.Module, device: th.device) -> int:
+    """
+    The number of torch threads an update runs on, ``0`` to leave torch's setting as it is.
+
+    ``"auto"``: one thread for a policy of at most :data:`SMALL_POLICY_PARAMETERS` parameters on the CPU, whose
+    operations are too small for threads to share (they wait on each other instead, and on other processes'
+    threads on a busy machine); torch's setting for a larger policy or on a GPU.
+
+    :param update_threads: the algorithm's ``update_threads``
+    :param policy: the policy
+    :param device: the algorithm's device
+    :return: the number of threads, or 0
+    """
+    if update_threads != "auto":
+        return int(update_threads)
+    if th.device(device).type != "cpu":
+        return 0
+    return 1 if sum(p.numel() for p in policy.parameters()) <= SMALL_POLICY_PARAMETERS else 0
+
+
+@contextlib.contextmanager
+def torch_threads(n_threads: int) -> Iterator[None]:
+    """
+    Run the block on ``n_threads`` torch threads (``0``: torch's setting), then restore torch's setting.
+
+    :param n_threads: the number of intra-op threads for the block, or 0
+    """
+    previous = th.get_num_threads()
+    if n_threads == 0 or n_threads == previous:
+        yield
+        return
+    th.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        th.set_num_threads(previous)
+
+
+def with_update_threads(train: Callable[[SelfAlgorithm], None]) -> Callable[[SelfAlgorithm], None]:
+    """
+    Decorate ``train()`` so that it runs on the torch threads of the algorithm's ``update_threads``
+    (see :func:`update_thread_count`); torch's setting is restored when it returns, so rollouts, callbacks and
+    the rest of the process keep theirs.
+
+    :param train: the algorithm's ``train``
+    :return: the decorated ``train``
+    """
+
+    @functools.wraps(train)
+    def train_on_update_threads(self: SelfAlgorithm) -> None:
+        update_threads = getattr(self, "update_threads", "auto")  # models saved before the argument: "auto"
+        with torch_threads(update_thread_count(update_threads, self.policy, self.device)):
+            train(self)
+
+    return train_on_update_threads
 
 
 def flat_concat(tensors: Sequence[th.Tensor]) -> th.Tensor:
@@ -173,25 +274,35 @@ def check_float(
     Raise ``ValueError`` unless ``value`` is a finite real number in the given interval.
 
     Infinities are refused even where a bound is infinite: a parameter without an upper bound accepts
-    any large finite value.
+    any large finite value. The message names only values that are allowed: ``must be in [0.0, 1.0]``
+    with two bounds, ``must be > 0.0`` with a lower bound alone.
 
     :param name: the parameter's name, for the message
     :param value: the value given
-    :param low: lower bound
-    :param high: upper bound
+    :param low: lower bound (``-inf``: none)
+    :param high: upper bound (``inf``: none)
     :param low_inclusive: whether ``low`` itself is allowed
     :param high_inclusive: whether ``high`` itself is allowed
     """
-    left = "[" if low_inclusive else "("
-    right = "]" if high_inclusive else ")"
-    allowed = f"{left}{low}, {high}{right}"
+    allowed = _allowed_range(low, high, low_inclusive, high_inclusive)
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number in {allowed}, got {value!r}")
-    value = float(value)
-    below = value < low or (value == low and not low_inclusive)
-    above = value > high or (value == high and not high_inclusive)
+        raise ValueError(f"{name} must be a finite number{' ' + allowed if allowed else ''}, got {value!r}")
+    number = float(value)
+    below = number < low or (number == low and not low_inclusive)
+    above = number > high or (number == high and not high_inclusive)
     if below or above:
-        raise ValueError(f"{name} must be in {allowed}, got {value!r}")
+        raise ValueError(f"{name} must be {allowed}, got {value}")  # a number as given: -1, 0.5 (NumPy's too)
+
+
+def _allowed_range(low: float, high: float, low_inclusive: bool, high_inclusive: bool) -> str:
+    """The finite values of an interval, in words: ``in [a, b)``, ``>= a``, ``< b``, or ``""`` for every number."""
+    if math.isfinite(low) and math.isfinite(high):
+        return f"in {'[' if low_inclusive else '('}{low}, {high}{']' if high_inclusive else ')'}"
+    if math.isfinite(low):
+        return f"{'>=' if low_inclusive else '>'} {low}"
+    if math.isfinite(high):
+        return f"{'<=' if high_inclusive else '<'} {high}"
+    return ""
 
 
 def check_float_or_schedule(name: str, value: Any, low: float, low_inclusive: bool = False) -> None:

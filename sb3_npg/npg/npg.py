@@ -23,13 +23,16 @@ from sb3_npg.common.utils import (
     check_float_or_schedule,
     check_int,
     check_rollout_size,
+    check_update_threads,
     differentiable_eval_mode,
     flat_concat,
+    kl_target,
     policy_actions,
     report_skipped_update,
     split_actor_critic,
     subsample_observations,
     unflatten_like,
+    with_update_threads,
 )
 from sb3_npg.npg.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
 
@@ -110,8 +113,10 @@ class NPG(OnPolicyAlgorithm):
         ``learning_rate`` and ``batch_size``), or ``"trust_region"``, the GAE paper's trust-region fit solved by
         conjugate gradient on Gauss-Newton products (https://arxiv.org/abs/1506.02438, section 5): each step
         minimises the squared error subject to ``mean((V - V_old)^2) / (2 sigma^2) <= critic_target_kl``, ``sigma^2``
-        being the old fit's mean squared error. It uses ``cg_max_steps`` products per step
+        being the old fit's mean squared error
     :param critic_target_kl: The radius ``epsilon`` of the trust-region value fit
+    :param critic_cg_max_steps: Number of conjugate-gradient iterations (Gauss-Newton products) per step of the
+        trust-region value fit
     :param critic_cg_damping: Damping of the trust-region value fit's solve ``(H + lambda I) s = g``
     :param gae_lambda: Factor for trade-off of bias vs variance for Generalized Advantage Estimator
     :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
@@ -122,11 +127,17 @@ class NPG(OnPolicyAlgorithm):
     :param normalize_advantage: Whether to normalize the advantages
     :param target_kl: Trust-region radius ``delta``: the KL ``KL(pi_old || pi_new)``, summed over
         action dimensions and averaged over states, that one step aims at. It can be a function of
-        the current progress remaining (from 1 to 0)
+        the current progress remaining (from 1 to 0); past the end of the run it keeps its value at 0, and
+        it is never below 1% of its value at 1 (see :func:`~sb3_npg.common.utils.kl_target`)
     :param sub_sampling_factor: Estimate the Fisher on every ``sub_sampling_factor``-th sample
-        only (the gradient always uses the whole batch)
+        only (the gradient always uses the whole batch); at most ``n_steps * n_envs``
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
         the reported success rate, mean episode length, and mean reward over
+    :param update_threads: torch's CPU threads during ``train()``, the update; torch's setting is restored when
+        it returns, so that rollouts, callbacks and the rest of the process keep theirs. ``"auto"`` (default):
+        one thread for a policy of at most 100,000 parameters on the CPU (the operations of a small network are
+        too small to share: on a busy 2-core machine its update ran 9 to 50 times slower on torch's default of
+        two threads), torch's setting otherwise; ``n >= 1``: ``n`` threads; ``0``: torch's setting
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
     :param policy_kwargs: additional arguments to be passed to the policy on creation
     :param verbose: the verbosity level: 0 no output, 1 info, 2 debug
@@ -159,6 +170,7 @@ class NPG(OnPolicyAlgorithm):
         n_critic_updates: int = 10,
         critic_solver: str = "adam",
         critic_target_kl: float = 0.01,
+        critic_cg_max_steps: int = 10,
         critic_cg_damping: float = 0.0,
         gae_lambda: float = 0.95,
         use_sde: bool = False,
@@ -169,6 +181,7 @@ class NPG(OnPolicyAlgorithm):
         target_kl: float | Schedule = 0.01,
         sub_sampling_factor: int = 1,
         stats_window_size: int = 100,
+        update_threads: int | str = "auto",
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
         verbose: int = 0,
@@ -190,12 +203,14 @@ class NPG(OnPolicyAlgorithm):
         if critic_solver not in CRITIC_SOLVERS:
             raise ValueError(f"critic_solver must be one of {', '.join(map(repr, CRITIC_SOLVERS))}, got {critic_solver!r}")
         check_float("critic_target_kl", critic_target_kl, 0.0, low_inclusive=False)
+        check_int("critic_cg_max_steps", critic_cg_max_steps, 1)
         check_float("critic_cg_damping", critic_cg_damping, 0.0)
         check_float("gae_lambda", gae_lambda, 0.0, 1.0)
         check_int("sde_sample_freq", sde_sample_freq, -1)
         check_float_or_schedule("target_kl", target_kl, low=0.0, low_inclusive=False)
         check_int("sub_sampling_factor", sub_sampling_factor, 1)
         check_int("stats_window_size", stats_window_size, 1)
+        check_update_threads(update_threads)
 
         super().__init__(
             policy,
@@ -223,6 +238,12 @@ class NPG(OnPolicyAlgorithm):
 
         if self.env is not None:
             check_rollout_size(n_steps, self.env.num_envs, batch_size, normalize_advantage)
+            buffer_size = n_steps * self.env.num_envs
+            if sub_sampling_factor > buffer_size:
+                raise ValueError(
+                    f"sub_sampling_factor must be <= n_steps * n_envs = {buffer_size}, the rollout's size (the Fisher is "
+                    f"estimated on every sub_sampling_factor-th sample of it), got {sub_sampling_factor}"
+                )
         self.batch_size = batch_size
         self.cg_max_steps = cg_max_steps
         self.cg_damping = cg_damping
@@ -233,10 +254,12 @@ class NPG(OnPolicyAlgorithm):
         self.n_critic_updates = n_critic_updates
         self.critic_solver = critic_solver
         self.critic_target_kl = critic_target_kl
+        self.critic_cg_max_steps = critic_cg_max_steps
         self.critic_cg_damping = critic_cg_damping
         self.normalize_advantage = normalize_advantage
         self.target_kl = as_schedule(target_kl)
         self.sub_sampling_factor = sub_sampling_factor
+        self.update_threads = update_threads
         self._skip_warned = False
 
         if _init_setup_model:
@@ -257,6 +280,7 @@ class NPG(OnPolicyAlgorithm):
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "actor_params", "critic_params"]
 
+    @with_update_threads
     def train(self) -> None:
         """
         Update policy and value function using the currently gathered rollout buffer.
@@ -273,7 +297,7 @@ class NPG(OnPolicyAlgorithm):
         the policy a little after its step.
         """
         self._update_learning_rate(self.policy.optimizer)
-        target_kl = self.target_kl(self._current_progress_remaining)
+        target_kl = kl_target(self.target_kl, self._current_progress_remaining)
 
         # Policy step in eval mode (skipped, with the critic, if the rollout or the step is not finite)
         with differentiable_eval_mode(self.policy):
@@ -466,7 +490,7 @@ class NPG(OnPolicyAlgorithm):
                 values,
                 rollout.returns,
                 self.critic_target_kl,
-                cg_max_steps=self.cg_max_steps,
+                cg_max_steps=self.critic_cg_max_steps,
                 cg_damping=self.critic_cg_damping,
                 weights=weights,
             )

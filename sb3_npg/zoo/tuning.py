@@ -14,6 +14,9 @@ The zoo hands ``--storage`` to Optuna as it is: a URL string, or a journal file 
   space (recorded in its user attributes ``algo``, ``env`` and ``search_space`` when it is created);
 * ``--search-space update`` tunes only the update's parameters of our algorithms, on top of the
   hyperparameter file's entry (:mod:`sb3_npg.zoo.hyperparams_opt`);
+* workers started at the same instant on a database without Optuna's tables all join the study: on
+  PostgreSQL they create the tables in turn, under an advisory lock; on any database, a worker whose creation
+  of the tables collides with another's opens the storage again after a short random wait;
 * a storage that cannot be used (a misspelt or unreachable URL, a wrong password, a missing driver) is
   reported in one line (:class:`TuningError`), not as a database traceback;
 * ``--trial-id 0`` re-trains trial 0 (the zoo skips trial ids that are 0).
@@ -24,7 +27,9 @@ Importing this module imports neither rl-zoo3 nor Optuna.
 
 import argparse
 import contextlib
+import random
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +49,17 @@ GRACE_PERIOD_BEATS = 3
 DEFAULT_MAX_RETRY = 3
 # Seconds to wait for a database server to answer before reporting it unreachable
 CONNECT_TIMEOUT = 10
+# Optuna creates its tables when it opens a storage, with no guard against another process doing the same: workers
+# started together on an empty database collide (a duplicate table, type or version row). On PostgreSQL every worker
+# opens the storage under this advisory lock (a key of the database's own, the same in every worker), waiting at most
+# SCHEMA_LOCK_TIMEOUT seconds for another worker to finish; on any database a collision is retried after a random
+# wait of up to SCHEMA_RETRY_WAIT times the number of tries so far, SCHEMA_TRIES times in all.
+SCHEMA_LOCK_KEY = 0x5B3_0E_9C  # "sb3 npg", any 64-bit integer would do
+SCHEMA_LOCK_TIMEOUT = 120
+SCHEMA_TRIES = 8
+SCHEMA_RETRY_WAIT = 0.5
+# What the errors of such a collision say (PostgreSQL, SQLite, MySQL), in lower case
+SCHEMA_RACE_REASONS = ("already exists", "duplicate key", "unique constraint", "duplicate entry", "database is locked")
 
 # The Python packages that provide SQLAlchemy's database drivers, by module name
 DRIVER_PACKAGES = {
@@ -247,6 +263,11 @@ def _connection_hint(reason: str) -> str:
         return "create the database first (e.g. createdb), or fix its name in the URL"
     if "unable to open database file" in reason:
         return "check that the folder of the SQLite file exists and is writable"
+    if "lock timeout" in reason:
+        return (
+            f"another worker has been creating Optuna's tables for over {SCHEMA_LOCK_TIMEOUT} s: check that worker, "
+            "then start this one again"
+        )
     return "check the host and port in the URL, and that the server is running and reachable from this machine"
 
 
@@ -282,7 +303,7 @@ def open_rdb_storage(url: str, heartbeat: HeartbeatOptions | None = None) -> "op
                 kwargs.update(heartbeat_interval=heartbeat.interval, grace_period=heartbeat.grace)
                 if heartbeat.max_retry > 0:
                     kwargs.update(_retry_callback_kwargs(heartbeat.max_retry))
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+            return _create_rdb_storage(url, engine_kwargs, kwargs)
     except sqlalchemy.exc.NoSuchModuleError as error:
         raise TuningError(f"--storage {shown}: unknown database type {parsed.drivername!r}; use {STORAGE_FORMS}") from error
     except ImportError as error:
@@ -295,6 +316,73 @@ def open_rdb_storage(url: str, heartbeat: HeartbeatOptions | None = None) -> "op
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as error:
         reason = " ".join(str(getattr(error, "orig", error)).split())
         raise TuningError(f"cannot open --storage {shown}: {reason}; {_connection_hint(reason)}") from error
+
+
+def _lost_schema_race(error: BaseException) -> bool:
+    """Whether a database error is a collision with another process creating Optuna's tables."""
+    import sqlalchemy.exc
+
+    collisions = (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.OperationalError)
+    if not isinstance(error, collisions):
+        return False
+    reason = str(getattr(error, "orig", error)).lower()
+    return any(text in reason for text in SCHEMA_RACE_REASONS)
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str, connect_args: dict[str, Any]) -> Iterator[None]:
+    """
+    Hold PostgreSQL's advisory lock :data:`SCHEMA_LOCK_KEY` on a connection of its own (other databases: no lock).
+
+    The lock is released when its connection is closed, a worker that dies holding it included.
+
+    :param url: the storage's SQLAlchemy URL
+    :param connect_args: the driver's connection arguments (the connection timeout)
+    """
+    import sqlalchemy
+    from sqlalchemy.engine import make_url
+
+    if make_url(url).get_backend_name() != "postgresql":
+        yield
+        return
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool, connect_args=connect_args)
+    try:
+        with engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+            connection.execute(sqlalchemy.text(f"SET lock_timeout = '{SCHEMA_LOCK_TIMEOUT}s'"))
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            yield
+    finally:
+        engine.dispose()
+
+
+def _create_rdb_storage(url: str, engine_kwargs: dict[str, Any], kwargs: dict[str, Any]) -> "optuna.storages.RDBStorage":
+    """
+    ``RDBStorage(url, ...)``, which creates Optuna's tables where they are missing, safe against other workers
+    doing the same at the same time (see :data:`SCHEMA_LOCK_KEY`).
+
+    :raises TuningError: when the creation of the tables still collides after :data:`SCHEMA_TRIES` tries
+    """
+    import optuna
+
+    # The waits must differ between workers: the zoo seeds ``random`` with --seed, the same on every machine
+    waits = random.SystemRandom()
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            with _schema_lock(url, engine_kwargs.get("connect_args", {})):
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        except Exception as error:
+            if not _lost_schema_race(error):
+                raise
+            if tries == SCHEMA_TRIES:
+                reason = " ".join(str(getattr(error, "orig", error)).split())
+                raise TuningError(
+                    f"cannot create Optuna's tables in --storage {describe(url)}: other processes creating them at the "
+                    f"same time collided with this worker {SCHEMA_TRIES} times ({reason}); start this worker again"
+                ) from error
+            time.sleep(waits.uniform(0.0, SCHEMA_RETRY_WAIT * tries))
 
 
 def _retry_callback_kwargs(max_retry: int) -> dict[str, Any]:

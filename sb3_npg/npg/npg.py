@@ -81,9 +81,9 @@ class NPG(OnPolicyAlgorithm):
     never formed). Without line search the quadratic model of the KL of the step equals ``target_kl``;
     with ``line_search=True`` the step is shrunk until the measured KL is within ``target_kl`` and the
     surrogate improves (TRPO), and is dropped if no shrunk step qualifies. The value function is then
-    fitted by Adam on its own parameters only. The policy step runs in eval mode (Dropout off, BatchNorm's
-    running statistics: the deterministic policy that collected the rollout), the critic's fit in training
-    mode (see :meth:`train`).
+    fitted on its own parameters only, by Adam or by the GAE paper's trust-region step (``critic_solver``).
+    The policy step runs in eval mode (Dropout off, BatchNorm's running statistics: the deterministic policy
+    that collected the rollout), the critic's fit in training mode (see :meth:`train`).
 
     Paper: https://papers.nips.cc/paper/2001/hash/4b86abe48d358ecf194c56c69108433e-Abstract.html (NPG),
     https://arxiv.org/abs/1502.05477 (TRPO)

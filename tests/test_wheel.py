@@ -21,6 +21,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 import sb3_npg
 
@@ -54,7 +55,9 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The sdist and the wheel, built from the source tree into a temporary folder."""
     need("build")
     out = tmp_path_factory.mktemp("dist")
-    run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)])
+    # One build at a time: pytest-xdist's workers each build, and the build writes into the source tree
+    with FileLock(str(tmp_path_factory.getbasetemp().parent / "sb3_npg_build.lock")):
+        run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)])
     (wheel,) = out.glob("*.whl")
     (sdist,) = out.glob("*.tar.gz")
     return {"wheel": wheel, "sdist": sdist}

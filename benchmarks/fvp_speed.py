@@ -35,7 +35,7 @@ from stable_baselines3.common.logger import configure
 
 from sb3_npg import NPG
 from sb3_npg.common.fisher import fisher_vector_product
-from sb3_npg.common.utils import flat_concat
+from sb3_npg.common.parameters import flat_concat
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -169,7 +169,7 @@ def _step_by_step_unroll(policy: th.nn.Module) -> Iterator[None]:
 def recurrent_product_timings(env_id: str, n_envs: int, n_steps: int, device: th.device, repeats: int) -> dict:
     """Median time of one FVP through the unrolled LSTM and of one forward+backward pass, on one real rollout."""
     from sb3_npg import RecurrentNPG
-    from sb3_npg.common.sequences import normalize_advantages
+    from sb3_npg.common.batches import normalize_advantages
     from sb3_npg.zoo import config
 
     entry = config.load_hyperparams("npg_lstm", env_id)

@@ -7,7 +7,7 @@ from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from sb3_npg import KLPPO, NPG
-from sb3_npg.common.utils import actor_parameters
+from sb3_npg.common.parameters import actor_parameters
 
 ALGOS = [NPG, KLPPO]
 SMALL = dict(n_steps=64, batch_size=32, seed=0)

@@ -9,7 +9,7 @@ import torch as th
 from sb3_npg import NPG
 from sb3_npg.common.conjugate_gradient import conjugate_gradient
 from sb3_npg.common.fisher import fisher_vector_product
-from sb3_npg.common.utils import flat_concat
+from sb3_npg.common.parameters import flat_concat
 
 
 def _spd(size: int, condition: float, seed: int) -> th.Tensor:

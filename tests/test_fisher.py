@@ -14,6 +14,7 @@ from stable_baselines3.common.distributions import (
     StateDependentNoiseDistribution,
 )
 
+from sb3_npg.common.batches import subsample_observations
 from sb3_npg.common.fisher import (
     distribution_parameters,
     fisher_vector_product,
@@ -22,7 +23,7 @@ from sb3_npg.common.fisher import (
     natural_step_size,
 )
 from sb3_npg.common.kl import exact_kl, has_exact_kl, policy_kl
-from sb3_npg.common.utils import flat_concat, subsample_observations, unflatten_like
+from sb3_npg.common.parameters import flat_concat, unflatten_like
 
 N_STATES, OBS_DIM, HIDDEN = 6, 3, 4
 

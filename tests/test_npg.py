@@ -15,7 +15,7 @@ from stable_baselines3.common.utils import LinearSchedule
 from sb3_npg import NPG
 from sb3_npg.common.fisher import distribution_parameters
 from sb3_npg.common.kl import has_exact_kl
-from sb3_npg.common.utils import as_schedule, kl_target
+from sb3_npg.common.schedules import as_schedule, kl_target
 
 
 def _snapshot(params):

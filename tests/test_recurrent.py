@@ -1,6 +1,7 @@
 """Recurrent (LSTM) policies: the Fisher through time against brute force, padding, and the SB3 API of both algorithms."""
 
 import glob
+import importlib
 import subprocess
 import sys
 
@@ -22,10 +23,11 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_npg import RecurrentKLPPO, RecurrentNPG
+from sb3_npg.common.batches import normalize_advantages, weighted_mean
 from sb3_npg.common.fisher import fisher_vector_product, gauss_newton_vector_product
-from sb3_npg.common.recurrent import MlpLstmPolicy, sequence_distribution
-from sb3_npg.common.sequences import normalize_advantages, subsample_sequences, unroll_lstm, weighted_mean
-from sb3_npg.common.utils import actor_parameters, differentiable_eval_mode, flat_concat
+from sb3_npg.common.lstm import sequence_distribution, subsample_sequences, unroll_lstm
+from sb3_npg.common.parameters import actor_parameters, differentiable_eval_mode, flat_concat
+from sb3_npg.common.recurrent_policies import MlpLstmPolicy
 
 ALGOS = [RecurrentNPG, RecurrentKLPPO]
 SMALL = dict(n_steps=64, batch_size=32, policy_kwargs=dict(lstm_hidden_size=8, net_arch=[8]))
@@ -262,8 +264,10 @@ def test_the_algorithms_unroll_in_one_call(algo):
     """The policies behind the aliases are ours (one LSTM call per training sequence), and sb3-contrib's still work."""
     for name in ("MlpLstmPolicy", "CnnLstmPolicy", "MultiInputLstmPolicy"):
         policy_class = algo.policy_aliases[name]
-        assert policy_class.__module__ == "sb3_npg.common.recurrent"
+        assert policy_class.__module__ == "sb3_npg.common.recurrent_policies"
         assert policy_class._process_sequence is unroll_lstm
+        # models saved by sb3-npg 0.1 name their policy class by sb3_npg.common.recurrent's path
+        assert getattr(importlib.import_module("sb3_npg.common.recurrent"), name) is policy_class
     from sb3_contrib.ppo_recurrent.policies import MlpLstmPolicy as ContribMlpLstmPolicy
 
     model = algo(ContribMlpLstmPolicy, _env("cartpole"), seed=0, device="cpu", **_small(algo))

@@ -5,7 +5,7 @@ import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_npg import KLPPO, NPG
-from sb3_npg.common.utils import SMALL_POLICY_PARAMETERS
+from sb3_npg.common.threads import SMALL_POLICY_PARAMETERS
 
 FAST = {NPG: dict(n_steps=32, batch_size=32, n_critic_updates=1), KLPPO: dict(n_steps=32, batch_size=16, n_epochs=1)}
 

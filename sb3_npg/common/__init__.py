@@ -1,1 +1,17 @@
-"""Shared math of sb3-npg: Fisher-vector products, conjugate gradient, KL estimators and penalty controllers."""
+"""
+What the algorithms of sb3-npg share, a module per theme.
+
+- The math, as pure functions tested against brute force: :mod:`~sb3_npg.common.fisher` (Fisher-vector products),
+  :mod:`~sb3_npg.common.conjugate_gradient` (the solver and the trust-region step size),
+  :mod:`~sb3_npg.common.kl` (KL estimators), :mod:`~sb3_npg.common.trust_region_critic` (the critic's trust-region
+  step on Gauss-Newton products).
+- Rollout data: :mod:`~sb3_npg.common.batches` (weighted means, advantage normalisation, actions, sub-sampling) and,
+  for LSTM policies, :mod:`~sb3_npg.common.lstm` (padded sequences).
+- The model: :mod:`~sb3_npg.common.policies` (feed-forward policies), :mod:`~sb3_npg.common.recurrent_policies`
+  (LSTM policies), :mod:`~sb3_npg.common.parameters` (flat vectors, the actor's parameters),
+  :mod:`~sb3_npg.common.recurrent` (the recurrent algorithms' rollouts).
+- The algorithms' plumbing: :mod:`~sb3_npg.common.schedules`, :mod:`~sb3_npg.common.threads` and
+  :mod:`~sb3_npg.common.checks` (argument checks, skipped updates).
+
+KLPPO's penalty controllers live with KLPPO, in :mod:`sb3_npg.klppo.controllers`.
+"""

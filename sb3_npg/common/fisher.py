@@ -21,7 +21,7 @@ from typing import NamedTuple
 import torch as th
 from stable_baselines3.common.distributions import Distribution
 
-from sb3_npg.common.utils import flat_concat, unflatten_like
+from sb3_npg.common.parameters import flat_concat, unflatten_like
 
 MetricFn = Callable[[th.Tensor], th.Tensor]
 FisherVectorProduct = Callable[[th.Tensor], th.Tensor]

@@ -1,17 +1,16 @@
 """
-Recurrent (LSTM) policies for the on-policy algorithms, on sb3-contrib's recurrent machinery.
+The rollouts of the recurrent algorithms (:class:`RecurrentRollouts`), on sb3-contrib's recurrent machinery.
 
 :class:`RecurrentRollouts` is a mixin for ``NPG`` and ``KLPPO``: it swaps the flat rollout buffer for
 sb3-contrib's ``RecurrentRolloutBuffer`` (or ``RecurrentDictRolloutBuffer``), keeps the LSTM states
 across rollouts, and collects rollouts with ``RecurrentPPO``'s own loop (hidden states stored at every
 step, reset at episode starts, time-outs bootstrapped with the critic's LSTM state). The algorithms read
 batches of padded sequences through their ``_batch_*`` hooks; this mixin gives the recurrent answers:
-distributions and values unrolled over each sequence from its stored hidden state, and the padding
-mask as the weights of every mean.
+distributions and values unrolled over each sequence from its stored hidden state
+(:mod:`sb3_npg.common.lstm`), and the padding mask as the weights of every mean.
 
-The policies (``MlpLstmPolicy``, ``CnnLstmPolicy``, ``MultiInputLstmPolicy``) are sb3-contrib's, with one
-method replaced: the LSTM runs over a training sequence in one call (:func:`~sb3_npg.common.sequences.unroll_lstm`)
-rather than one Python call per time step, for the same result.
+The LSTM policies live in :mod:`sb3_npg.common.recurrent_policies`; they are imported here too, because models
+saved by sb3-npg 0.1 name their policy class by this module's path.
 """
 
 from typing import Any
@@ -21,91 +20,17 @@ from gymnasium import spaces
 from sb3_contrib import RecurrentPPO
 from sb3_contrib.common.recurrent.buffers import RecurrentDictRolloutBuffer, RecurrentRolloutBuffer
 from sb3_contrib.common.recurrent.policies import (
-    RecurrentActorCriticCnnPolicy,
     RecurrentActorCriticPolicy,
-    RecurrentMultiInputActorCriticPolicy,
 )
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
-from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_npg.common.policies import UncheckedRolloutStep
-from sb3_npg.common.sequences import subsample_sequences, unroll_lstm
+from sb3_npg.common.recurrent_policies import CnnLstmPolicy, MlpLstmPolicy, MultiInputLstmPolicy
 
-__all__ = [
-    "CnnLstmPolicy",
-    "MlpLstmPolicy",
-    "MultiInputLstmPolicy",
-    "RecurrentRollouts",
-    "sequence_distribution",
-    "sequence_values",
-    "subsample_sequences",
-]
-
-
-class MlpLstmPolicy(UncheckedRolloutStep, RecurrentActorCriticPolicy):
-    """
-    sb3-contrib's ``MlpLstmPolicy``, with the same arguments.
-
-    Its LSTMs run over a training sequence by :func:`~sb3_npg.common.sequences.unroll_lstm`; its rollout step
-    skips the distribution's argument checks (:mod:`sb3_npg.common.policies`).
-    """
-
-    _process_sequence = staticmethod(unroll_lstm)  # type: ignore[assignment]
-
-
-class CnnLstmPolicy(UncheckedRolloutStep, RecurrentActorCriticCnnPolicy):
-    """
-    sb3-contrib's ``CnnLstmPolicy``, with the same arguments.
-
-    Its LSTMs run over a training sequence by :func:`~sb3_npg.common.sequences.unroll_lstm`; its rollout step
-    skips the distribution's argument checks (:mod:`sb3_npg.common.policies`).
-    """
-
-    _process_sequence = staticmethod(unroll_lstm)  # type: ignore[assignment]
-
-
-class MultiInputLstmPolicy(UncheckedRolloutStep, RecurrentMultiInputActorCriticPolicy):
-    """
-    sb3-contrib's ``MultiInputLstmPolicy``, with the same arguments.
-
-    Its LSTMs run over a training sequence by :func:`~sb3_npg.common.sequences.unroll_lstm`; its rollout step
-    skips the distribution's argument checks (:mod:`sb3_npg.common.policies`).
-    """
-
-    _process_sequence = staticmethod(unroll_lstm)  # type: ignore[assignment]
-
-
-def sequence_distribution(policy: ActorCriticPolicy, batch: Any) -> Distribution:
-    """
-    The action distribution of a recurrent policy over a batch of padded sequences.
-
-    The actor's LSTM is unrolled over each sequence from the hidden state stored at its first step,
-    and reset wherever ``episode_starts`` is 1, so gradients flow through time within each sequence.
-
-    :param policy: a ``RecurrentActorCriticPolicy``
-    :param batch: a sample of sb3-contrib's recurrent rollout buffers (``observations``, ``lstm_states``, ``episode_starts``)
-    :return: the distribution at every step of the batch, padding included
-    """
-    get_distribution: Any = policy.get_distribution  # sb3-contrib's signature: (obs, lstm_states, episode_starts)
-    distribution, _ = get_distribution(batch.observations, batch.lstm_states.pi, batch.episode_starts)
-    return distribution
-
-
-def sequence_values(policy: ActorCriticPolicy, batch: Any) -> th.Tensor:
-    """
-    The critic's values over a batch of padded sequences (its LSTM unrolled like the actor's).
-
-    :param policy: a ``RecurrentActorCriticPolicy``
-    :param batch: a sample of sb3-contrib's recurrent rollout buffers
-    :return: the values, of shape ``(batch size,)``
-    """
-    values = policy.predict_values(batch.observations, batch.lstm_states.vf, batch.episode_starts)  # type: ignore[call-arg]
-    return values.flatten()
+__all__ = ["CnnLstmPolicy", "MlpLstmPolicy", "MultiInputLstmPolicy", "RecurrentRollouts"]
 
 
 class RecurrentRollouts(OnPolicyAlgorithm):

@@ -22,10 +22,10 @@ from typing import NamedTuple
 
 import torch as th
 
+from sb3_npg.common.batches import weighted_mean
 from sb3_npg.common.conjugate_gradient import conjugate_gradient
 from sb3_npg.common.fisher import gauss_newton_vector_product
-from sb3_npg.common.sequences import weighted_mean
-from sb3_npg.common.utils import flat_concat
+from sb3_npg.common.parameters import flat_concat
 
 
 class ValueStep(NamedTuple):

@@ -11,21 +11,12 @@ from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, RolloutBufferSamples, Schedule
 from stable_baselines3.common.utils import explained_variance
 
+from sb3_npg.common.batches import normalize_advantages, policy_actions, weighted_mean
+from sb3_npg.common.checks import check_float, check_float_or_schedule, check_int, check_rollout_size, report_skipped_update
 from sb3_npg.common.kl import KL_ESTIMATORS, exact_kl, policy_kl, sample_kl, uses_closed_form_kl
-from sb3_npg.common.sequences import normalize_advantages, weighted_mean
-from sb3_npg.common.utils import (
-    as_schedule,
-    check_float,
-    check_float_or_schedule,
-    check_int,
-    check_rollout_size,
-    check_update_threads,
-    kl_target,
-    policy_actions,
-    report_skipped_update,
-    split_actor_critic,
-    with_update_threads,
-)
+from sb3_npg.common.parameters import split_actor_critic
+from sb3_npg.common.schedules import as_schedule, kl_target
+from sb3_npg.common.threads import check_update_threads, with_update_threads
 from sb3_npg.klppo.controllers import KL_ADAPTATIONS, next_kl_coef, tracking_lr_multiplier
 from sb3_npg.klppo.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
 
@@ -140,7 +131,7 @@ class KLPPO(OnPolicyAlgorithm):
     :param target_kl: The penalty's target ``d_targ``: the KL ``KL(pi_old || pi_new)``, summed over action
         dimensions and averaged over states, that one update aims at. It can be a function of the current
         progress remaining (from 1 to 0); past the end of the run it keeps its value at 0, and it is never
-        below 1% of its value at 1 (see :func:`~sb3_npg.common.utils.kl_target`)
+        below 1% of its value at 1 (see :func:`~sb3_npg.common.schedules.kl_target`)
     :param kl_coef: Initial KL-penalty coefficient beta (``model.kl_coef`` holds the current one)
     :param kl_adaptation: How beta (and the step size) adapt between updates: ``"tracking"``, ``"adaptive"``,
         ``"dual"`` or ``"fixed"`` (see above)

@@ -6,7 +6,8 @@ from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import MaybeCallback
 
-from sb3_npg.common.recurrent import RecurrentRollouts, sequence_distribution
+from sb3_npg.common.lstm import sequence_distribution
+from sb3_npg.common.recurrent import RecurrentRollouts
 from sb3_npg.klppo.klppo import KLPPO
 from sb3_npg.klppo_recurrent.policies import CnnLstmPolicy, MlpLstmPolicy, MultiInputLstmPolicy
 

@@ -1,5 +1,5 @@
 """Policies for RecurrentKLPPO: sb3-contrib's LSTM actor-critic policies, under the names RecurrentPPO uses."""
 
-from sb3_npg.common.recurrent import CnnLstmPolicy, MlpLstmPolicy, MultiInputLstmPolicy
+from sb3_npg.common.recurrent_policies import CnnLstmPolicy, MlpLstmPolicy, MultiInputLstmPolicy
 
 __all__ = ["CnnLstmPolicy", "MlpLstmPolicy", "MultiInputLstmPolicy"]

@@ -12,28 +12,15 @@ from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, RolloutBufferSamples, Schedule
 from stable_baselines3.common.utils import explained_variance
 
+from sb3_npg.common.batches import normalize_advantages, policy_actions, subsample_observations, weighted_mean
+from sb3_npg.common.checks import check_float, check_float_or_schedule, check_int, check_rollout_size, report_skipped_update
 from sb3_npg.common.conjugate_gradient import conjugate_gradient
 from sb3_npg.common.fisher import fisher_vector_product, natural_step_size
 from sb3_npg.common.kl import policy_kl
-from sb3_npg.common.sequences import normalize_advantages, weighted_mean
+from sb3_npg.common.parameters import differentiable_eval_mode, flat_concat, split_actor_critic, unflatten_like
+from sb3_npg.common.schedules import as_schedule, kl_target
+from sb3_npg.common.threads import check_update_threads, with_update_threads
 from sb3_npg.common.trust_region_critic import trust_region_value_step
-from sb3_npg.common.utils import (
-    as_schedule,
-    check_float,
-    check_float_or_schedule,
-    check_int,
-    check_rollout_size,
-    check_update_threads,
-    differentiable_eval_mode,
-    flat_concat,
-    kl_target,
-    policy_actions,
-    report_skipped_update,
-    split_actor_critic,
-    subsample_observations,
-    unflatten_like,
-    with_update_threads,
-)
 from sb3_npg.npg.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
 
 SelfNPG = TypeVar("SelfNPG", bound="NPG")
@@ -128,7 +115,7 @@ class NPG(OnPolicyAlgorithm):
     :param target_kl: Trust-region radius ``delta``: the KL ``KL(pi_old || pi_new)``, summed over
         action dimensions and averaged over states, that one step aims at. It can be a function of
         the current progress remaining (from 1 to 0); past the end of the run it keeps its value at 0, and
-        it is never below 1% of its value at 1 (see :func:`~sb3_npg.common.utils.kl_target`)
+        it is never below 1% of its value at 1 (see :func:`~sb3_npg.common.schedules.kl_target`)
     :param sub_sampling_factor: Estimate the Fisher on every ``sub_sampling_factor``-th sample
         only (the gradient always uses the whole batch); at most ``n_steps * n_envs``
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average

@@ -7,8 +7,8 @@ from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import MaybeCallback
 
-from sb3_npg.common.recurrent import RecurrentRollouts, sequence_distribution, sequence_values
-from sb3_npg.common.sequences import subsample_sequences
+from sb3_npg.common.lstm import sequence_distribution, sequence_values, subsample_sequences
+from sb3_npg.common.recurrent import RecurrentRollouts
 from sb3_npg.npg.npg import NPG
 from sb3_npg.npg_recurrent.policies import CnnLstmPolicy, MlpLstmPolicy, MultiInputLstmPolicy
 

@@ -1,54 +1,17 @@
 """
-Means over padded batches of sequences, as sb3-contrib's recurrent rollout buffers return them.
-
-A recurrent buffer cuts the rollout into sequences (at episode starts, between environments and at
-the batch's random split), pads them to one length and flattens them to ``(n_seq * max_len, ...)``,
-with a ``mask`` that is 1 on real steps and 0 on padding. Every mean over such a batch must skip the
-padding; the functions here take optional per-sample weights (the mask) and reduce to the plain mean
-without them. :func:`unroll_lstm` runs an LSTM over such a batch.
+LSTM-only helpers over batches of padded sequences (sb3-contrib's recurrent rollout buffers): sub-sampling whole
+sequences, one call of the LSTM over a training sequence (:func:`unroll_lstm`), and a recurrent policy's action
+distribution and values over such a batch, each sequence from its stored hidden state.
 """
 
 import itertools
 from typing import Any, TypeVar
 
 import torch as th
+from stable_baselines3.common.distributions import Distribution
+from stable_baselines3.common.policies import ActorCriticPolicy
 
 SamplesT = TypeVar("SamplesT", bound=tuple[Any, ...])
-
-
-def weighted_mean(values: th.Tensor, weights: th.Tensor | None = None) -> th.Tensor:
-    """
-    Mean of ``values`` over its first dimension, each sample counted by its weight.
-
-    :param values: a tensor of shape ``(n,)``
-    :param weights: non-negative weights of shape ``(n,)``, not all zero (a 0/1 padding mask); ``None``: the plain mean
-    :return: ``sum(w * values) / sum(w)`` (a 0-d tensor)
-    """
-    if weights is None:
-        return values.mean()
-    weights = weights.to(values.dtype)
-    return (values * weights).sum() / weights.sum()
-
-
-def normalize_advantages(advantages: th.Tensor, weights: th.Tensor | None = None, eps: float = 1e-8) -> th.Tensor:
-    """
-    Advantages shifted to mean 0 and scaled to standard deviation 1 over the weighted samples.
-
-    The standard deviation is the unbiased one (``torch.std``); with a 0/1 mask it is that of the
-    real steps alone. Padded entries are transformed too (they are masked out later).
-
-    :param advantages: a tensor of shape ``(n,)``
-    :param weights: optional 0/1 mask (or weights) of shape ``(n,)``
-    :param eps: added to the standard deviation
-    :return: the normalized advantages
-    """
-    if weights is None:
-        return (advantages - advantages.mean()) / (advantages.std() + eps)
-    weights = weights.to(advantages.dtype)
-    mean = weighted_mean(advantages, weights)
-    count = weights.sum()
-    variance = (weights * (advantages - mean) ** 2).sum() / (count - 1.0).clamp(min=1.0)
-    return (advantages - mean) / (variance.sqrt() + eps)
 
 
 def subsample_sequences(samples: SamplesT, factor: int) -> SamplesT:
@@ -117,3 +80,31 @@ def unroll_lstm(
         outputs.append(output)
     output = outputs[0] if len(outputs) == 1 else th.cat(outputs)
     return th.flatten(output.transpose(0, 1), start_dim=0, end_dim=1), (hidden, cell)
+
+
+def sequence_distribution(policy: ActorCriticPolicy, batch: Any) -> Distribution:
+    """
+    The action distribution of a recurrent policy over a batch of padded sequences.
+
+    The actor's LSTM is unrolled over each sequence from the hidden state stored at its first step,
+    and reset wherever ``episode_starts`` is 1, so gradients flow through time within each sequence.
+
+    :param policy: a ``RecurrentActorCriticPolicy``
+    :param batch: a sample of sb3-contrib's recurrent rollout buffers (``observations``, ``lstm_states``, ``episode_starts``)
+    :return: the distribution at every step of the batch, padding included
+    """
+    get_distribution: Any = policy.get_distribution  # sb3-contrib's signature: (obs, lstm_states, episode_starts)
+    distribution, _ = get_distribution(batch.observations, batch.lstm_states.pi, batch.episode_starts)
+    return distribution
+
+
+def sequence_values(policy: ActorCriticPolicy, batch: Any) -> th.Tensor:
+    """
+    The critic's values over a batch of padded sequences (its LSTM unrolled like the actor's).
+
+    :param policy: a ``RecurrentActorCriticPolicy``
+    :param batch: a sample of sb3-contrib's recurrent rollout buffers
+    :return: the values, of shape ``(batch size,)``
+    """
+    values = policy.predict_values(batch.observations, batch.lstm_states.vf, batch.episode_starts)  # type: ignore[call-arg]
+    return values.flatten()

@@ -15,10 +15,10 @@ MuJoCo tasks HalfCheetah-v5, Hopper-v5, Walker2d-v5) this times, for ``--steps``
   ``VecNormalize`` wrapping) stepping pre-drawn random actions without any policy, one floor per distinct
   stack of the runs on that environment (``floor:2envs+norm``: 2 copies under ``VecNormalize``).
 
-Entries are looked up, and environments and models built, with ``learning.py``'s functions, exactly as the
-learning benchmark does. Every environment is measured in a fresh process (``torch.set_num_threads(1)``,
-``device="cpu"``), alternately in ``--rounds`` rounds: round 1 runs every configuration once (the floors,
-then npg, trpo, trpo:same-rollout, klppo, ppo), then round 2, and so on.
+Entries are looked up, and environments and models built, with the learning benchmark's modules
+(``common.entries``, ``common.algos``), exactly as the learning benchmark does. Every environment is measured
+in a fresh process (``torch.set_num_threads(1)``, ``device="cpu"``), alternately in ``--rounds`` rounds: round 1
+runs every configuration once (the floors, then npg, trpo, trpo:same-rollout, klppo, ppo), then round 2, and so on.
 
 Times are process CPU time (``time.process_time()``), not wall time. ``total_s`` is the CPU time of
 ``learn()`` (model construction excluded, no evaluation); ``rollout_s`` accumulates the CPU time between
@@ -43,8 +43,6 @@ update, KLPPO against PPO).
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime
 import inspect
 import statistics
 import subprocess
@@ -62,23 +60,33 @@ import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
+from common.algos import algorithm_class
+from common.cli import add_variant_argument, make_parser, parse_variants
+from common.entries import apply_overrides, resolve_entry
+from common.results import RESULTS_DIR as ALL_RESULTS_DIR
+from common.results import append_rows, host_description, read_rows, utc_now
 from sb3_npg.zoo import config
+from sb3_npg.zoo.algos import ALGOS
 
-# benchmarks/ is a folder of scripts, not a package: learning.py is imported from beside this file
-BENCHMARKS_DIR = Path(__file__).resolve().parent
-if str(BENCHMARKS_DIR) not in sys.path:
-    sys.path.insert(0, str(BENCHMARKS_DIR))
-import learning  # noqa: E402
-
-RESULTS_DIR = BENCHMARKS_DIR / "results" / "cost"
+RESULTS_DIR = ALL_RESULTS_DIR / "cost"
 CSV_FILE = "cost.csv"
 TABLE_FILE = "cost_table.md"
 ENVS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")
 FLOOR = "floor"
-SAME_ROLLOUT = "trpo:same-rollout"
-# In the order a round runs them (the floors first)
-CONFIGS = (FLOOR, "npg", "trpo", SAME_ROLLOUT, "klppo", "ppo")
-OUR_ALGOS = ("npg", "klppo")  # the configurations a --variant applies to
+SAME_ROLLOUT = "trpo:same-rollout"  # TRPO, NPG's peer, with NPG's rollout
+# Ours with MLP policies: the configurations a --variant applies to
+OUR_ALGOS = tuple(name for name, spec in ALGOS.items() if not spec.recurrent)
+
+
+def _round_order() -> tuple[str, ...]:
+    """The configurations in the order a round runs them: the floors, then each of ours and its peer."""
+    labels = [FLOOR]
+    for algo in OUR_ALGOS:
+        labels += [algo, ALGOS[algo].peer, *([SAME_ROLLOUT] if algo == "npg" else [])]
+    return tuple(labels)
+
+
+CONFIGS = _round_order()  # floor, npg, trpo, trpo:same-rollout, klppo, ppo
 DEFAULT_STEPS = 20_480
 DEFAULT_ROUNDS = 3
 PER = 100_000
@@ -123,7 +131,7 @@ class Measurement:
 
 def _default(algo: str, name: str) -> Any:
     """The default of an algorithm's constructor argument (what an entry without ``name`` gets)."""
-    return inspect.signature(learning.algorithm_class(algo)).parameters[name].default
+    return inspect.signature(algorithm_class(algo)).parameters[name].default
 
 
 def env_stack(entry: dict[str, Any]) -> str:
@@ -190,7 +198,7 @@ def plan_env(
 
     def entry_of(algo: str) -> tuple[dict[str, Any], str] | None:
         if algo not in resolved:
-            resolved[algo] = learning.resolve_entry(algo, env_id)
+            resolved[algo] = resolve_entry(algo, env_id)
         return resolved[algo]
 
     for label in CONFIGS:
@@ -212,7 +220,7 @@ def plan_env(
             found = entry_of(algo) if algo in configs else None
             if found is None:
                 continue
-            entry, changed = learning.apply_overrides(found[0], overrides, env_id)
+            entry, changed = apply_overrides(found[0], overrides, env_id)
             runs.append(Measurement(env_id, f"{algo}:{name}", algo, entry, f"{found[1]} with {changed}", env_stack(entry)))
     if FLOOR not in configs:
         return runs, skipped
@@ -243,14 +251,6 @@ def pending(
 def finished(path: Path) -> set[tuple[str, str, int, int]]:
     """The (env, algo, round, budget) of the measurements ``cost.csv`` already holds."""
     return {(row["env"], row["algo"], int(row["round"]), int(row["budget"])) for row in read_rows(path)}
-
-
-def read_rows(path: Path) -> list[dict[str, str]]:
-    """The rows of ``cost.csv`` (none if it does not exist)."""
-    if not path.exists():
-        return []
-    with open(path, newline="") as file:
-        return list(csv.DictReader(file))
 
 
 class RolloutClock(BaseCallback):
@@ -323,7 +323,7 @@ def measure_run(measurement: Measurement, budget: int, seed: int) -> dict[str, A
     env: VecEnv = config.make_env_from_hyperparams(entry, measurement.env, seed=seed)
     kwargs = config.constructor_kwargs(entry)
     kwargs.update(verbose=0, device="cpu")
-    model = learning.algorithm_class(measurement.algo)(entry.get("policy", "MlpPolicy"), env, seed=seed, **kwargs)
+    model = algorithm_class(measurement.algo)(entry.get("policy", "MlpPolicy"), env, seed=seed, **kwargs)
     clock = RolloutClock()
     start = time.process_time()
     model.learn(total_timesteps=budget, callback=clock)
@@ -366,8 +366,8 @@ def measure(measurement: Measurement, round_: int, budget: int, seed: int) -> di
         "total_s": total,
         "seed": seed,
         "hyperparams": measurement.hyperparams,
-        "host": learning.host_description(),
-        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": host_description(),
+        "finished": utc_now(),
     }
 
 
@@ -393,7 +393,7 @@ def measure_env(args: argparse.Namespace) -> int:
             )
             continue
         args.results_dir.mkdir(parents=True, exist_ok=True)
-        learning.append_rows(path, [row], FIELDS)
+        append_rows(path, [row], FIELDS)
         print(
             f"done {env_id} {row['algo']} round {round_}: {row['steps']} steps, rollouts {row['rollout_s']:.2f} + "
             f"train {row['train_s']:.2f} = {row['total_s']:.2f} CPU s",
@@ -525,7 +525,7 @@ def headlines(summaries: dict[str, Summary]) -> list[str]:
         )
     for label, summary in summaries.items():
         algo, _, name = label.partition(":")
-        peer = {"npg": trpo, "klppo": ppo}.get(algo) if name else None
+        peer = summaries.get(ALGOS[algo].peer) if name and algo in OUR_ALGOS else None
         if peer is not None:
             lines.append(
                 f"- {label} / {peer.label} (zoo), total CPU s per 100k steps (below 1: {label} is cheaper): "
@@ -612,10 +612,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     :param argv: the arguments (default: ``sys.argv[1:]``)
     :return: the parsed arguments
     """
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0].strip() if __doc__ else None,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--envs", nargs="+", default=list(ENVS), help="Gymnasium environment ids")
     parser.add_argument(
         "--algos", nargs="+", default=list(CONFIGS), choices=CONFIGS, help="configurations ('floor': the environment alone)"
@@ -626,18 +623,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help="times every configuration is measured, in turn")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help=f"where {CSV_FILE} and {TABLE_FILE} are")
     parser.add_argument("--seed", type=int, default=0, help="seed of the environments and the models (every round)")
-    parser.add_argument(
-        "--variant",
-        nargs="+",
-        action="append",
-        metavar=("NAME", "KEY=VALUE"),
+    add_variant_argument(
+        parser,
         help="also measure npg and klppo with their entries changed by the overrides, as <algo>:NAME (as learning.py's)",
     )
     parser.add_argument("--report", action="store_true", help=f"only rewrite {TABLE_FILE} from {CSV_FILE}")
     # Internal: measure the one environment of --envs in this process (each environment gets a fresh one)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    args.variant = [(name, overrides) for name, overrides in learning.parse_variants(args.variant) if name]
+    args.variant = [(name, overrides) for name, overrides in parse_variants(args.variant) if name]
     if args.steps <= 0 or args.rounds <= 0:
         parser.error("--steps and --rounds must be positive")
     if args.worker and len(args.envs) != 1:

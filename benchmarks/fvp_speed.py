@@ -25,6 +25,7 @@ import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -58,6 +59,20 @@ def _clock(device: th.device):
 
 def _median_ms(samples: list[float]) -> float:
     return 1000.0 * statistics.median(samples)
+
+
+def _setting(env_id: str, device: th.device, threads: int, repeats: int, device_name: str | None = None) -> dict:
+    """The head of a results file: what was measured, on what, with which clock, how many times."""
+    setting: dict = {"env": env_id, "device": str(device)}
+    if device_name is not None:
+        setting["device_name"] = device_name
+    return {**setting, "torch": th.__version__, "threads": threads, "clock": _clock(device).__name__, "repeats": repeats}
+
+
+def _write_results(stem: str, result: dict, lines: list[str]) -> None:
+    """``<stem>.json`` (the result) and ``<stem>.md`` (the lines) in the results folder."""
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines))
 
 
 def collect_batch(env_id: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -250,17 +265,7 @@ def write_recurrent_results(
     rows: list[dict], train_row: dict, env_id: str, device: th.device, args: argparse.Namespace
 ) -> None:
     """``fvp_speed_recurrent_<tag>.json`` and ``.md``."""
-    result = {
-        "env": env_id,
-        "device": str(device),
-        "torch": th.__version__,
-        "threads": args.threads,
-        "clock": _clock(device).__name__,
-        "repeats": args.recurrent_repeats,
-        "products": rows,
-        "train": train_row,
-    }
-    (RESULTS / f"fvp_speed_recurrent_{args.tag}.json").write_text(json.dumps(result, indent=2) + "\n")
+    result = {**_setting(env_id, device, args.threads, args.recurrent_repeats), "products": rows, "train": train_row}
     lines = [
         f"# FVP speed on a recurrent policy ({env_id}, LSTM 64 + 64-unit heads as in the shipped npg_lstm entry,"
         f" device {device}, torch {th.__version__}, {args.threads} thread(s), clock {_clock(device).__name__})",
@@ -288,12 +293,14 @@ def write_recurrent_results(
         f" with sb3-contrib's ({train_row['speedup']:.1f}x).",
         "",
     ]
-    (RESULTS / f"fvp_speed_recurrent_{args.tag}.md").write_text("\n".join(lines))
+    _write_results(f"fvp_speed_recurrent_{args.tag}", result, lines)
 
 
 def train_timings(env_id: str, n: int, device: th.device, repeats: int, cg_max_steps: int = 10) -> dict:
     """Median time of one ``train()`` of NPG and of TRPO on the same rollout, same CG iterations, one critic pass."""
-    common = dict(n_steps=n, batch_size=n // 16, n_critic_updates=1, cg_max_steps=cg_max_steps, device=device, seed=0)
+    common: dict[str, Any] = dict(
+        n_steps=n, batch_size=n // 16, n_critic_updates=1, cg_max_steps=cg_max_steps, device=device, seed=0
+    )
     npg = NPG("MlpPolicy", env_id, **common)
     trpo = TRPO("MlpPolicy", env_id, **common)
     trpo.policy.load_state_dict(npg.policy.state_dict())
@@ -385,20 +392,8 @@ def main() -> None:
         flush=True,
     )
 
-    result = {
-        "env": args.env,
-        "device": str(device),
-        "device_name": th.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or platform.machine(),
-        "torch": th.__version__,
-        "threads": args.threads,
-        "clock": _clock(device).__name__,
-        "repeats": args.repeats,
-        "products": products,
-        "train": train,
-    }
-    (RESULTS / f"fvp_speed_{args.tag}.json").write_text(json.dumps(result, indent=2) + "\n")
+    device_name = th.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    result = {**_setting(args.env, device, args.threads, args.repeats, device_name), "products": products, "train": train}
     lines = [
         f"# FVP speed ({args.env}, 64x64 MLP, device {device}, torch {th.__version__}, {args.threads} thread(s),"
         f" clock {_clock(device).__name__})",
@@ -417,7 +412,7 @@ def main() -> None:
         f" TRPO {train['trpo_train_ms']:.1f} ms: NPG {train['speedup_vs_trpo']:.2f}x faster.",
         "",
     ]
-    (RESULTS / f"fvp_speed_{args.tag}.md").write_text("\n".join(lines))
+    _write_results(f"fvp_speed_{args.tag}", result, lines)
 
 
 if __name__ == "__main__":

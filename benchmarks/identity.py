@@ -18,10 +18,10 @@ Usage::
 """
 
 import argparse
-import csv
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -32,6 +32,7 @@ from stable_baselines3.common.envs import IdentityEnv, IdentityEnvMultiBinary, I
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from common.results import RESULTS_DIR, read_rows, write_rows
 from sb3_npg import KLPPO
 
 DIM = 4
@@ -41,20 +42,20 @@ SB3_ROLLOUTS = 2  # SB3's learn(2500) collects two rollouts
 SB3_THRESHOLD = 90.0
 EVAL_EPISODES = 20
 
-TASKS: dict[str, type[gym.Env]] = {
+TASKS: dict[str, Callable[[int], gym.Env]] = {
     "Discrete": IdentityEnv,
     "MultiDiscrete": IdentityEnvMultiDiscrete,
     "MultiBinary": IdentityEnvMultiBinary,
 }
 # Name -> (class, keyword arguments on top of the setting above)
-ALGOS: dict[str, tuple[type[BaseAlgorithm], dict[str, Any]]] = {
+ALGOS: dict[str, tuple[Callable[..., BaseAlgorithm], dict[str, Any]]] = {
     "ppo": (PPO, {}),
     "klppo": (KLPPO, {}),  # KLPPO's default controller, whichever it is
     "klppo:tracking": (KLPPO, {"kl_adaptation": "tracking"}),
     "klppo:adaptive": (KLPPO, {"kl_adaptation": "adaptive"}),
 }
 
-DEFAULT_OUTPUT = Path(__file__).parent / "results" / "identity" / "identity.csv"
+DEFAULT_OUTPUT = RESULTS_DIR / "identity" / "identity.csv"
 FIELDS = ["algo", "task", "seed", "returns", "wall_s"]
 
 
@@ -75,7 +76,7 @@ def run(algo: str, task: str, seed: int, rollouts: int) -> dict[str, Any]:
     start = time.perf_counter()
     for _ in range(rollouts):
         model.learn(N_STEPS, reset_num_timesteps=False)
-        mean_return, _ = evaluate_policy(model, env, n_eval_episodes=EVAL_EPISODES, warn=False)
+        mean_return, _ = cast(tuple[float, float], evaluate_policy(model, env, n_eval_episodes=EVAL_EPISODES, warn=False))
         returns.append(float(mean_return))
     return {"algo": algo, "task": task, "seed": seed, "returns": returns, "wall_s": time.perf_counter() - start}
 
@@ -87,15 +88,15 @@ def read_results(path: Path) -> list[dict[str, Any]]:
     :param path: the CSV file
     :return: the rows
     """
-    if not path.is_file():
-        return []
-    with open(path, newline="") as file:
-        rows = list(csv.DictReader(file))
-    for row in rows:
-        row["seed"] = int(row["seed"])
-        row["wall_s"] = float(row["wall_s"])
-        row["returns"] = [float(value) for value in row["returns"].split()]
-    return rows
+    return [
+        {
+            **row,
+            "seed": int(row["seed"]),
+            "wall_s": float(row["wall_s"]),
+            "returns": [float(v) for v in row["returns"].split()],
+        }
+        for row in read_rows(path)
+    ]
 
 
 def write_results(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -106,15 +107,11 @@ def write_results(path: Path, rows: list[dict[str, Any]]) -> None:
     :param rows: the rows (``returns`` as a list)
     """
     rows = sorted(rows, key=lambda row: (row["algo"], row["task"], row["seed"]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = path.with_suffix(".tmp")
-    with open(tmp_path, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=FIELDS)
-        writer.writeheader()
-        for row in rows:
-            returns = " ".join(f"{value:.1f}" for value in row["returns"])
-            writer.writerow({**row, "returns": returns, "wall_s": f"{row['wall_s']:.1f}"})
-    tmp_path.replace(path)
+    formatted = (
+        {**row, "returns": " ".join(f"{value:.1f}" for value in row["returns"]), "wall_s": f"{row['wall_s']:.1f}"}
+        for row in rows
+    )
+    write_rows(path, formatted, FIELDS)
 
 
 def summarize(rows: list[dict[str, Any]]) -> str:

@@ -17,7 +17,6 @@ Usage::
 """
 
 import argparse
-import csv
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import KVWriter, Logger
 
+from common.results import RESULTS_DIR, read_rows, write_rows
 from sb3_npg import KLPPO
 
 ENV_ID = "Pendulum-v1"
@@ -50,7 +50,7 @@ CONTROLLERS: dict[str, dict[str, Any]] = {
     "fixed": {"kl_adaptation": "fixed"},
 }
 
-DEFAULT_OUTPUT = Path(__file__).parent / "results" / "klppo_controller.csv"
+DEFAULT_OUTPUT = RESULTS_DIR / "klppo_controller.csv"
 FIELDS = ["controller", "seed", "in_band_fraction", "kl_median", "final_kl_coef", "final_lr_multiplier", "wall_time_s", "kls"]
 
 
@@ -124,15 +124,12 @@ def read_results(path: Path) -> list[dict[str, Any]]:
     :param path: the CSV file
     :return: the rows
     """
-    if not path.is_file():
-        return []
-    with open(path, newline="") as file:
-        rows = list(csv.DictReader(file))
-    for row in rows:
-        row["seed"] = int(row["seed"])
+    rows: list[dict[str, Any]] = []
+    for text in read_rows(path):
+        row: dict[str, Any] = {**text, "seed": int(text["seed"]), "kls": [float(value) for value in text["kls"].split()]}
         for key in ("in_band_fraction", "kl_median", "final_kl_coef", "final_lr_multiplier", "wall_time_s"):
-            row[key] = float(row[key])
-        row["kls"] = [float(value) for value in row["kls"].split()]
+            row[key] = float(text[key])
+        rows.append(row)
     return rows
 
 
@@ -145,19 +142,15 @@ def write_results(path: Path, rows: list[dict[str, Any]]) -> None:
     """
     order = {name: index for index, name in enumerate(CONTROLLERS)}
     rows = sorted(rows, key=lambda row: (order.get(row["controller"], len(order)), row["controller"], row["seed"]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = path.with_suffix(".tmp")
-    with open(tmp_path, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=FIELDS)
-        writer.writeheader()
-        for row in rows:
-            formatted = {key: row[key] for key in FIELDS}
-            for key in ("in_band_fraction", "kl_median", "final_kl_coef", "final_lr_multiplier"):
-                formatted[key] = f"{row[key]:.6g}"
-            formatted["wall_time_s"] = f"{row['wall_time_s']:.1f}"
-            formatted["kls"] = " ".join(f"{kl:.6g}" for kl in row["kls"])
-            writer.writerow(formatted)
-    tmp_path.replace(path)
+    formatted = []
+    for row in rows:
+        text = {key: row[key] for key in FIELDS}
+        for key in ("in_band_fraction", "kl_median", "final_kl_coef", "final_lr_multiplier"):
+            text[key] = f"{row[key]:.6g}"
+        text["wall_time_s"] = f"{row['wall_time_s']:.1f}"
+        text["kls"] = " ".join(f"{kl:.6g}" for kl in row["kls"])
+        formatted.append(text)
+    write_rows(path, formatted, FIELDS)
 
 
 def summarize(rows: list[dict[str, Any]]) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import importlib.util
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -31,9 +30,13 @@ import torch as th
 import yaml
 from stable_baselines3.common.logger import configure
 
+from common.algos import algorithm_class
+from common.cli import make_parser
+from common.entries import resolve_entry
 from sb3_npg.common.kl import policy_kl
 from sb3_npg.klppo.klppo import KLPPO
 from sb3_npg.zoo import config
+from sb3_npg.zoo.algos import ALGOS
 
 # Columns printed per update, when the algorithm logs them
 COLUMNS = (
@@ -49,23 +52,15 @@ COLUMNS = (
     "train/entropy_loss",
     "train/explained_variance",
 )
-PEERS = {"ppo": ("stable_baselines3", "PPO"), "ppo_lstm": ("sb3_contrib", "RecurrentPPO")}
-
-
-def _learning_module() -> Any:
-    """``learning.py`` beside this script, for its entry lookup (the zoo's version fallback included)."""
-    spec = importlib.util.spec_from_file_location("benchmarks_learning", Path(__file__).with_name("learning.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+# Ours with KLPPO's update (klppo, klppo_lstm), then their peers (ppo, ppo_lstm)
+KLPPO_ALGOS = tuple(name for name, spec in ALGOS.items() if spec.search_space == "klppo")
+PEERS = tuple(dict.fromkeys(ALGOS[name].peer for name in KLPPO_ALGOS))
 
 
 def build(algo: str, env_id: str, seed: int, overrides: dict[str, Any]) -> tuple[Any, int]:
     """
-    The model of ``algo`` on ``env_id`` from its entry, found as ``learning.py`` finds it (ours: the shipped
-    files; peers: the installed zoo's).
+    The model of ``algo`` on ``env_id`` from its entry, found as ``learning.py`` finds it (:mod:`common.entries`; ours:
+    the shipped files; peers: the installed zoo's, the version fallback included).
 
     :param algo: ``klppo``, ``klppo_lstm``, ``ppo`` or ``ppo_lstm``
     :param env_id: the environment
@@ -73,14 +68,13 @@ def build(algo: str, env_id: str, seed: int, overrides: dict[str, Any]) -> tuple
     :param overrides: constructor arguments that replace the entry's
     :return: the model and the entry's budget (``n_timesteps``)
     """
-    learning = _learning_module()
-    found = learning.resolve_entry(algo, env_id)
+    found = resolve_entry(algo, env_id)
     if found is None:
         raise SystemExit(f"no {algo} entry for {env_id}")
     entry, _ = found
     env = config.make_env_from_hyperparams(entry, env_id, seed=seed)
     kwargs = {**config.constructor_kwargs(entry), **overrides}
-    algorithm = learning.algorithm_class(algo)
+    algorithm = algorithm_class(algo)
     model = algorithm(entry.get("policy", "MlpPolicy"), env, seed=seed, device="cpu", verbose=0, **kwargs)
     return model, int(float(entry["n_timesteps"]))
 
@@ -160,8 +154,8 @@ def minibatch_kl_spread(model: KLPPO) -> dict[str, float]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip() if __doc__ else None)
-    parser.add_argument("--algo", default="klppo_lstm", choices=["klppo", "klppo_lstm", *PEERS])
+    parser = make_parser(__doc__, show_defaults=False)
+    parser.add_argument("--algo", default="klppo_lstm", choices=[*KLPPO_ALGOS, *PEERS])
     parser.add_argument("--env", default="PendulumNoVel-v1")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--updates", type=int, default=6, help="updates to print")

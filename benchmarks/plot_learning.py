@@ -4,11 +4,11 @@ Figures and table of the learning benchmark, from the CSV files ``benchmarks/lea
 Writes into the results directory (default ``benchmarks/results``):
 
 - ``curves_<env>.png``: evaluation return against environment steps, one line per algorithm (and budget,
-  when an algorithm ran with several), the mean over seeds with a bootstrap 95% confidence band;
+  when an algorithm ran with several), the mean over seeds with a bootstrap 95% confidence band (rliable's);
 - ``aggregate.png`` and ``aggregate.csv``: the final evaluations normalised per environment,
   ``(score - random) / (reference - random)`` with the constants of ``NORMALIZATION`` below, summarised
   by the interquartile mean (and the median and mean) with stratified-bootstrap 95% confidence intervals
-  (``rliable`` when it imports, the same computation in numpy otherwise);
+  (rliable's);
 - ``learning_table.md``: per environment and algorithm, the final evaluation (mean +- std over seeds),
   the number of seeds, the budget, the training speed and its ratio to TRPO's and PPO's in the same
   environment, and the command that reproduces the row.
@@ -25,7 +25,6 @@ in the environments and at the budgets of this one (say, TRPO beside a set of ``
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import math
 import sys
@@ -38,33 +37,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from rliable import library as rly
+from rliable import metrics as rly_metrics
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-RUNS_FILE = "learning.csv"
-CURVES_FILE = "learning_curves.csv"
+from common.algos import ALGO_ORDER, SUITE, base_algo, is_ours
+from common.cli import make_parser
+from common.evaluation import DEFAULT_EVAL_EPISODES, default_eval_freq
+from common.results import CURVE_FIELDS, CURVES_FILE, RESULTS_DIR, RUNS_FILE
+from sb3_npg.zoo.algos import ALGOS
 
-# The environments of the suite, in the order of the table
-SUITE = (
-    "CartPole-v1",
-    "Acrobot-v1",
-    "Pendulum-v1",
-    "MountainCarContinuous-v0",
-    "LunarLanderContinuous-v3",
-    "HalfCheetah-v5",
-    "Hopper-v5",
-)
-ALGO_ORDER = ("npg", "klppo", "trpo", "ppo", "a2c", "npg_lstm", "klppo_lstm", "ppo_lstm")
-OUR_ALGOS = ("npg", "klppo", "npg_lstm", "klppo_lstm")
-COLORS = {
-    "npg": "tab:blue",
-    "klppo": "tab:green",
-    "trpo": "tab:orange",
-    "ppo": "tab:red",
-    "a2c": "tab:purple",
-    "npg_lstm": "tab:blue",
-    "klppo_lstm": "tab:green",
-    "ppo_lstm": "tab:red",
-}
+# Ours by the family of their update (NPG's blue, KLPPO's green: the LSTM ones as their MLP ones), then the peers
+FAMILY_COLORS = {"npg": "tab:blue", "klppo": "tab:green"}
+PEER_COLORS = {"trpo": "tab:orange", "ppo": "tab:red", "a2c": "tab:purple", "ppo_lstm": "tab:red"}
+COLORS = {**{name: FAMILY_COLORS.get(spec.search_space, "tab:gray") for name, spec in ALGOS.items()}, **PEER_COLORS}
 # --variant runs (``<algo>:<variant>``), in the order of their names
 VARIANT_COLORS = ("tab:cyan", "tab:olive", "tab:brown", "tab:pink", "tab:gray", "black")
 
@@ -99,21 +84,13 @@ NORMALIZATION: dict[str, tuple[float, float]] = {
     "MountainCarContinuousNoVel-v0": (-33.3, 90.0),
     "LunarLanderNoVel-v3": (-185.5, 200.0),
 }
-# Must match learning.py: evaluations per run when --eval-freq is not given, and its defaults
-EVALS_PER_RUN = 20
-DEFAULT_EVAL_EPISODES = 10
 BOOTSTRAP_REPS = 2000
 CONFIDENCE = 0.95
 
 
 def _algo_rank(algo: str) -> tuple[int, str]:
-    base = _base_algo(algo)
+    base = base_algo(algo)
     return (ALGO_ORDER.index(base) if base in ALGO_ORDER else len(ALGO_ORDER), algo)
-
-
-def _base_algo(algo: str) -> str:
-    """The algorithm of a ``--variant`` run (``npg`` for ``npg:<variant>``)."""
-    return algo.partition(":")[0]
 
 
 def _env_order(envs: Sequence[str]) -> list[str]:
@@ -140,7 +117,7 @@ def load_results(results_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         finished = runs[["algo", "env", "seed", "timesteps"]].rename(columns={"timesteps": "budget"})
         curves = curves.merge(finished, on=["algo", "env", "seed", "budget"], how="inner")
     else:
-        curves = pd.DataFrame(columns=["algo", "env", "seed", "budget", "timesteps", "eval_mean", "eval_std"])
+        curves = pd.DataFrame(columns=list(CURVE_FIELDS))
     return runs, curves
 
 
@@ -164,20 +141,43 @@ def add_comparison(
     return pd.concat([runs, other_runs], ignore_index=True), pd.concat([curves, other_curves], ignore_index=True)
 
 
-def bootstrap_ci(values: np.ndarray, reps: int = BOOTSTRAP_REPS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def _rliable_estimates(
+    score_dict: dict[str, np.ndarray], func: Callable[[np.ndarray], np.ndarray], reps: int
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """
-    Percentile bootstrap 95% confidence interval of the mean over the first axis (the seeds).
+    ``rliable.library.get_interval_estimates``: percentile stratified-bootstrap 95% intervals, reproducible.
+
+    rliable draws its resamples from numpy's global generator (whatever its ``random_state`` says): it is seeded
+    for the call, so that the same scores give the same intervals, and the caller's state is put back.
+
+    :param score_dict: per key, scores ``(n_runs, n_tasks)``: runs are resampled within each task
+    :param func: what is estimated, from scores of that shape: a 1D array
+    :param reps: bootstrap resamples
+    :return: the point estimates ``{key: func(scores)}`` and the intervals ``{key: (2, *func's shape)}``
+    """
+    global_state = np.random.get_state()
+    np.random.seed(0)
+    try:
+        points, intervals = rly.get_interval_estimates(
+            score_dict, func, reps=reps, confidence_interval_size=CONFIDENCE, method="percentile"
+        )
+    finally:
+        np.random.set_state(global_state)
+    return points, {key: np.asarray(interval) for key, interval in intervals.items()}
+
+
+def bootstrap_ci(values: np.ndarray, reps: int = BOOTSTRAP_REPS) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Percentile bootstrap 95% confidence interval of the mean over the first axis (the seeds), at each point: rliable's
+    stratified bootstrap, each point a task.
 
     :param values: ``(n_seeds, n_points)``
     :param reps: bootstrap resamples
-    :param seed: seed of the resampling
     :return: the lower and upper bounds, ``(n_points,)`` each
     """
-    rng = np.random.default_rng(seed)
-    n = values.shape[0]
-    means = values[rng.integers(0, n, size=(reps, n))].mean(axis=1)
-    alpha = (1 - CONFIDENCE) / 2
-    return np.quantile(means, alpha, axis=0), np.quantile(means, 1 - alpha, axis=0)
+    _, intervals = _rliable_estimates({"curve": values}, lambda scores: np.mean(scores, axis=0), reps)
+    low, high = intervals["curve"]
+    return low, high
 
 
 def _seed_matrix(group: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -235,79 +235,29 @@ def _final_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs["timesteps"] == largest]
 
 
-def iqm(scores: np.ndarray) -> float:
-    """
-    Interquartile mean: the mean of the middle 50% of all the scores (as ``scipy.stats.trim_mean(x, 0.25)``).
-
-    :param scores: the scores, any shape
-    :return: the interquartile mean
-    """
-    flat = np.sort(np.asarray(scores, dtype=float).ravel())
-    cut = int(0.25 * flat.size)
-    return float(flat[cut : flat.size - cut].mean())
-
-
+# The aggregate's metrics, rliable's, of normalised scores (n_runs, n_envs)
 METRICS: dict[str, Callable[[np.ndarray], float]] = {
-    "IQM": iqm,
-    "Median": lambda scores: float(np.median(scores)),
-    "Mean": lambda scores: float(np.mean(scores)),
+    "IQM": rly_metrics.aggregate_iqm,
+    "Median": rly_metrics.aggregate_median,
+    "Mean": rly_metrics.aggregate_mean,
 }
 
 
-def _numpy_interval_estimates(
-    score_dict: dict[str, np.ndarray], reps: int, seed: int = 0
+def interval_estimates(
+    score_dict: dict[str, np.ndarray], reps: int = BOOTSTRAP_REPS
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Stratified bootstrap (runs resampled within each environment), as ``rliable.library.get_interval_estimates``."""
-    rng = np.random.default_rng(seed)
-    points, intervals = {}, {}
-    alpha = 100 * (1 - CONFIDENCE) / 2
-    for algo, scores in score_dict.items():
-        n_runs, n_tasks = scores.shape
-        points[algo] = np.array([metric(scores) for metric in METRICS.values()])
-        samples = np.empty((reps, len(METRICS)))
-        for rep in range(reps):
-            rows = rng.integers(0, n_runs, size=(n_runs, n_tasks))
-            resampled = np.take_along_axis(scores, rows, axis=0)
-            samples[rep] = [metric(resampled) for metric in METRICS.values()]
-        intervals[algo] = np.percentile(samples, [alpha, 100 - alpha], axis=0)
-    return points, intervals
-
-
-def interval_estimates(score_dict: dict[str, np.ndarray], reps: int = BOOTSTRAP_REPS) -> tuple[dict, dict, str]:
     """
-    Point estimates and 95% stratified-bootstrap intervals of ``METRICS`` per algorithm.
-
-    ``rliable`` computes them when it imports and runs; otherwise (it is missing, or its bootstrap fails,
-    as with arch 8, which no longer takes rliable's ``random_state``) numpy does the same computation.
+    Point estimates and 95% stratified-bootstrap intervals of ``METRICS`` per algorithm, rliable's, reproducible.
 
     :param score_dict: per algorithm, normalised scores ``(n_runs, n_envs)``
     :param reps: bootstrap resamples
-    :return: the points ``{algo: (n_metrics,)}``, the intervals ``{algo: (2, n_metrics)}`` and the tool used
+    :return: the points ``{algo: (n_metrics,)}`` and the intervals ``{algo: (2, n_metrics)}``
     """
-    try:
-        from rliable import library as rly
-        from rliable import metrics as rly_metrics
 
-        def aggregate(scores: np.ndarray) -> np.ndarray:
-            return np.array(
-                [rly_metrics.aggregate_iqm(scores), rly_metrics.aggregate_median(scores), rly_metrics.aggregate_mean(scores)]
-            )
+    def aggregate(scores: np.ndarray) -> np.ndarray:
+        return np.array([metric(scores) for metric in METRICS.values()])
 
-        # rliable draws its resamples from numpy's global generator whatever random_state says: seed it for
-        # the call, so that the same scores give the same intervals, and put the caller's state back
-        global_state = np.random.get_state()
-        np.random.seed(0)
-        try:
-            points, intervals = rly.get_interval_estimates(
-                score_dict, aggregate, reps=reps, random_state=np.random.RandomState(0)
-            )
-        finally:
-            np.random.set_state(global_state)
-        return points, {algo: np.asarray(interval) for algo, interval in intervals.items()}, "rliable"
-    except Exception as error:
-        print(f"aggregate: rliable unavailable ({type(error).__name__}), numpy bootstrap instead")
-    points, intervals = _numpy_interval_estimates(score_dict, reps)
-    return points, intervals, "numpy stratified bootstrap"
+    return _rliable_estimates(score_dict, aggregate, reps)
 
 
 def aggregate_selection(runs: pd.DataFrame) -> tuple[list[str], list[str]]:
@@ -373,7 +323,7 @@ def plot_aggregate(runs: pd.DataFrame, results_dir: Path) -> Path | None:
     if not score_dict:
         print("aggregate: no environment that every algorithm ran and NORMALIZATION knows; no aggregate figure")
         return None
-    points, intervals, tool = interval_estimates(score_dict)
+    points, intervals = interval_estimates(score_dict)
     algos = list(score_dict)
     rows = []
     for algo in algos:
@@ -409,7 +359,7 @@ def plot_aggregate(runs: pd.DataFrame, results_dir: Path) -> Path | None:
         ax.grid(axis="x", alpha=0.3)
     axes[0].invert_yaxis()  # the first algorithm on top
     fig.suptitle(
-        f"Final normalised score, {len(envs)} environments x {n_seeds} seeds, 95% CI ({tool})\n" + ", ".join(envs),
+        f"Final normalised score, {len(envs)} environments x {n_seeds} seeds, 95% CI (rliable)\n" + ", ".join(envs),
         fontsize=8,
     )
     fig.tight_layout()
@@ -460,7 +410,7 @@ def reproduce_command(
     )
     if variant:
         command += f" --variant {variant} {overrides}".rstrip()
-    if eval_freq != max(1, budget // EVALS_PER_RUN):
+    if eval_freq != default_eval_freq(budget):
         command += f" --eval-freq {eval_freq}"
     if eval_episodes != DEFAULT_EVAL_EPISODES:
         command += f" --eval-episodes {eval_episodes}"
@@ -506,12 +456,12 @@ def learning_table(runs: pd.DataFrame) -> str:
                     f"{fps / speed[peer, host]:.2f}x" if (peer, host) in speed.index else "-" for peer in ("trpo", "ppo")
                 ]
                 behind = "-"
-                if _base_algo(algo) in OUR_ALGOS:
+                if is_ours(algo):
                     ours = float(scores.mean())
                     gaps = [
                         f"{peer} ({_number(final_mean[peer] - ours)})"
                         for peer in sorted(final_mean.index, key=_algo_rank)
-                        if _base_algo(peer) not in OUR_ALGOS and final_mean[peer] > ours
+                        if not is_ours(peer) and final_mean[peer] > ours
                     ]
                     behind = ", ".join(gaps) if gaps else "none"
                 sources = ", ".join(sorted(cell["hyperparams"].astype(str).unique()))
@@ -521,7 +471,7 @@ def learning_table(runs: pd.DataFrame) -> str:
                     f"| {env} | {algo} | {score} | {len(scores)} | {_steps(budget)} | "
                     f"{_number(fps)} | {ratios[0]} | {ratios[1]} | {behind} | {sources} |"
                 )
-                eval_freq = int(cell["eval_freq"].iloc[0]) if "eval_freq" in cell else max(1, int(budget) // EVALS_PER_RUN)
+                eval_freq = int(cell["eval_freq"].iloc[0]) if "eval_freq" in cell else default_eval_freq(int(budget))
                 episodes = int(cell["eval_episodes"].iloc[0]) if "eval_episodes" in cell else DEFAULT_EVAL_EPISODES
                 seeds = [int(seed) for seed in cell["seed"]]
                 overrides = str(cell["hyperparams"].iloc[0]).partition(" with ")[2]
@@ -547,7 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     :param argv: the arguments (default: ``sys.argv[1:]``)
     :return: the exit status
     """
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip() if __doc__ else None)
+    parser = make_parser(__doc__, show_defaults=False)
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where learning.csv is, and the outputs go")
     parser.add_argument("--algos", nargs="+", default=None, help="only these algorithms (default: every one in the CSV)")
     parser.add_argument("--compare-dir", type=Path, default=None, help="another results directory to take runs from")

@@ -34,13 +34,14 @@ import numpy as np
 import optuna
 
 from sb3_npg.zoo import config
+from sb3_npg.zoo.algos import ALGOS as ALGO_SPECS
 from sb3_npg.zoo.hyperparams_opt import SEARCH_SPACES
 from sb3_npg.zoo.tuning import SEARCH_SPACE_NAMES
 
 RESULTS_DIR = Path(__file__).parent / "results" / "tuning"
 REPORT = "studies.md"
 ENTRY_ATTR = "entry"  # user attribute of the trial that runs the shipped entry
-ALGOS = ("npg", "klppo")
+ALGOS = tuple(name for name, spec in ALGO_SPECS.items() if not spec.recurrent)  # the shipped MLP entries: npg, klppo
 # The zoo's flags of every study: TPE after 5 random trials, median pruning on 5 evaluations of 5 episodes
 OPTIMIZE_FLAGS = ["--sampler", "tpe", "--pruner", "median", "--n-startup-trials", "5", "--n-evaluations", "5"]
 OPTIMIZE_FLAGS += ["--eval-episodes", "5", "--n-jobs", "1", "--no-optim-plots"]
@@ -81,7 +82,7 @@ def entry_params(algo: str, env_id: str, search_space: str = "update") -> tuple[
     entry = config.load_hyperparams(algo, env_id)
     defaults = {
         name: parameter.default
-        for name, parameter in inspect.signature(config.algorithm_class(algo).__init__).parameters.items()
+        for name, parameter in inspect.signature(ALGO_SPECS[algo].load().__init__).parameters.items()
         if parameter.default is not inspect.Parameter.empty
     }
     probe = optuna.create_study(direction="maximize").ask()

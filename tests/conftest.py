@@ -1,7 +1,16 @@
+"""
+Fixtures shared by the tests: one torch thread per test, the devices of the no-synchronisation tests, a conjugate-
+gradient solve that fails on any host synchronisation, and a logger that records every value a model logs.
+"""
+
+from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch as th
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.logger import Logger
 
 from sb3_npg.common.conjugate_gradient import ConjugateGradientResult, conjugate_gradient
 
@@ -58,3 +67,44 @@ def solve_without_host_sync(monkeypatch) -> Callable[..., ConjugateGradientResul
                     th.cuda.set_sync_debug_mode(previous)
 
     return solve
+
+
+class RecordingLogger(Logger):
+    """
+    SB3's logger (with no output), keeping every value recorded, per key and in order, and the values of each dump.
+
+    ``series(key)`` holds one value per ``record`` call, so the values of the last update are there without a final
+    dump (SB3's ``learn`` dumps before each update, never after the last); ``dumps`` holds one dict per ``dump``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(folder=None, output_formats=[])
+        self.values: dict[str, list[Any]] = defaultdict(list)
+        self.dumps: list[dict[str, Any]] = []
+
+    def record(self, key: str, value: Any, exclude: str | tuple[str, ...] | None = None) -> None:
+        self.values[key].append(value)
+        super().record(key, value, exclude)
+
+    def dump(self, step: int = 0) -> None:
+        self.dumps.append(dict(self.name_to_value))
+        super().dump(step)
+
+    def series(self, key: str) -> list[float]:
+        """Every value recorded under ``key``, as floats."""
+        return [float(value) for value in self.values.get(key, [])]
+
+
+@pytest.fixture
+def record_logger() -> Callable[[BaseAlgorithm], RecordingLogger]:
+    """
+    Give a model a :class:`RecordingLogger`: ``log = record_logger(model)``, then ``model.learn(...)`` and
+    ``log.series("train/kl")`` (``log.dumps`` for what each dump wrote).
+    """
+
+    def attach(model: BaseAlgorithm) -> RecordingLogger:
+        logger = RecordingLogger()
+        model.set_logger(logger)
+        return logger
+
+    return attach

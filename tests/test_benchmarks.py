@@ -1,11 +1,12 @@
 """Smoke test of the learning benchmark: tiny runs, resuming, and the figures and table made from them."""
 
 import csv
+import importlib
 import importlib.util
 import shutil
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,8 +15,12 @@ pytest.importorskip("rl_zoo3", reason='the peers take the zoo\'s hyperparameters
 pytest.importorskip("sb3_contrib")
 pd = pytest.importorskip("pandas")
 pytest.importorskip("matplotlib")
+pytest.importorskip("rliable")  # plot_learning.py's bootstrap
 
 BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
+# The scripts import their shared modules, benchmarks/common/, as `common`: from beside them when they run as scripts
+if str(BENCHMARKS_DIR) not in sys.path:
+    sys.path.insert(0, str(BENCHMARKS_DIR))
 ENV = "CartPole-v1"
 BUDGET = 2000
 ARGS = [
@@ -55,37 +60,77 @@ def plot_learning() -> ModuleType:
     return _load("plot_learning")
 
 
+@pytest.fixture(scope="module")
+def common() -> SimpleNamespace:
+    # The scripts' shared modules (benchmarks/common/), by name
+    names = ("algos", "checkpoints", "cli", "entries", "evaluation", "planner", "results", "run")
+    return SimpleNamespace(**{name: importlib.import_module(f"common.{name}") for name in names})
+
+
 def _rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as file:
         return list(csv.DictReader(file))
 
 
-def test_scripts_agree(learning, plot_learning):
-    # plot_learning.py does not import learning.py (torch and the environments): the shared constants must match
-    assert plot_learning.SUITE == learning.SUITE
-    assert plot_learning.EVALS_PER_RUN == learning.EVALS_PER_RUN
+def test_scripts_agree(learning, plot_learning, common):
+    # plot_learning.py reads the suite and the evaluation's defaults from the modules learning.py runs on
+    assert plot_learning.SUITE == common.algos.SUITE
     # Every suite's tasks, and Walker2d-v5 of the 1M-step MuJoCo runs, have normalisation constants
-    assert set(plot_learning.NORMALIZATION) == {*learning.SUITE, *learning.RECURRENT_SUITE, "Walker2d-v5"}
+    assert set(plot_learning.NORMALIZATION) == {*common.algos.SUITE, *common.algos.RECURRENT_SUITE, "Walker2d-v5"}
+    # A planned run's default evaluation interval and episodes are the ones the table's commands leave out
+    args = learning.parse_args(["--algos", "npg", "--envs", ENV, "--seeds", "0", "--timesteps", f"{ENV}={BUDGET}"])
+    (spec,), _ = common.planner.plan_runs(args)
+    assert (spec.eval_freq, spec.eval_episodes) == (
+        common.evaluation.default_eval_freq(BUDGET),
+        common.evaluation.DEFAULT_EVAL_EPISODES,
+    )
+    assert spec.eval_freq == BUDGET // common.evaluation.EVALS_PER_RUN
+    command = plot_learning.reproduce_command("npg", ENV, [0], BUDGET, spec.eval_freq, spec.eval_episodes)
+    assert "--eval-freq" not in command and "--eval-episodes" not in command
+    command = plot_learning.reproduce_command("npg", ENV, [0], BUDGET, spec.eval_freq + 1, spec.eval_episodes + 1)
+    assert f"--eval-freq {spec.eval_freq + 1}" in command and f"--eval-episodes {spec.eval_episodes + 1}" in command
 
 
-def test_entries(learning):
+def test_algorithms_come_from_the_table(common, plot_learning):
+    # Ours are the rows of sb3_npg.zoo.algos.ALGOS, in its order; each suite runs ours, then their peers
+    from sb3_npg.zoo.algos import ALGOS
+
+    assert common.algos.OUR_ALGOS == tuple(ALGOS) == ("npg", "klppo", "npg_lstm", "klppo_lstm")
+    assert common.algos.DEFAULT_ALGOS == ("npg", "klppo", "trpo", "ppo")
+    assert common.algos.RECURRENT_ALGOS == ("npg_lstm", "klppo_lstm", "ppo_lstm")
+    assert common.algos.ALGO_ORDER == ("npg", "klppo", "trpo", "ppo", "a2c", "npg_lstm", "klppo_lstm", "ppo_lstm")
+    assert {spec.peer for spec in ALGOS.values()} <= set(common.algos.PEER_ALGOS)
+    for name in (*common.algos.OUR_ALGOS, *common.algos.PEER_ALGOS):
+        class_path = ALGOS[name].class_path if name in ALGOS else common.algos.PEERS[name].class_path
+        assert common.algos.algorithm_class(name).__name__ == class_path.rpartition(":")[2]
+    with pytest.raises(ValueError, match="unknown algo"):
+        common.algos.algorithm_class("sac")
+    assert common.algos.is_ours("npg:variant") and common.algos.is_ours("klppo_lstm") and not common.algos.is_ours("trpo")
+    # The figures' colours: NPG's family blue, KLPPO's green, the LSTM ones as their MLP ones
+    assert plot_learning.COLORS == {
+        "npg": "tab:blue", "klppo": "tab:green", "npg_lstm": "tab:blue", "klppo_lstm": "tab:green",
+        "trpo": "tab:orange", "ppo": "tab:red", "a2c": "tab:purple", "ppo_lstm": "tab:red",
+    }  # fmt: skip
+
+
+def test_entries(common):
     # Ours from the shipped files, the peers from the zoo's; the zoo stops at the -v4 MuJoCo environments
-    entry, source = learning.resolve_entry("npg", ENV)
+    entry, source = common.entries.resolve_entry("npg", ENV)
     assert source == f"sb3_npg npg.yml[{ENV}]" and "n_timesteps" in entry
-    _, source = learning.resolve_entry("trpo", "HalfCheetah-v5")
+    _, source = common.entries.resolve_entry("trpo", "HalfCheetah-v5")
     assert source == "rl_zoo3 trpo.yml[HalfCheetah-v4]"
-    assert learning.resolve_entry("trpo", "HalfCheetah-v5", version_fallback=False) is None
-    assert learning.resolve_entry("ppo", "NoSuchEnvironment-v0") is None
-    assert learning.parse_timesteps(["Hopper-v5=2e5"]) == {"Hopper-v5": 200_000}
+    assert common.entries.resolve_entry("trpo", "HalfCheetah-v5", version_fallback=False) is None
+    assert common.entries.resolve_entry("ppo", "NoSuchEnvironment-v0") is None
+    assert common.cli.parse_timesteps(["Hopper-v5=2e5"]) == {"Hopper-v5": 200_000}
 
 
-def test_missing_entry_is_skipped(learning, tmp_path, capsys):
+def test_missing_entry_is_skipped(learning, common, tmp_path, capsys):
     args = learning.parse_args(["--algos", "npg", "--envs", "NoSuchEnvironment-v0", "--results-dir", str(tmp_path)])
-    runs, skipped = learning.plan_runs(args)
+    runs, skipped = common.planner.plan_runs(args)
     assert runs == [] and len(skipped) == 1 and "NoSuchEnvironment-v0" in skipped[0]
 
 
-def test_variants_are_planned_with_their_overrides(learning, tmp_path):
+def test_variants_are_planned_with_their_overrides(learning, common, tmp_path):
     variant_args = ["--variant", "trpo", "cg_damping=0.1*d", "damped_step_size=true", "--variant", "shipped"]
     args = learning.parse_args(
         [
@@ -102,7 +147,7 @@ def test_variants_are_planned_with_their_overrides(learning, tmp_path):
             *variant_args,
         ]
     )
-    runs, _ = learning.plan_runs(args)
+    runs, _ = common.planner.plan_runs(args)
     by_key = {(spec.label, spec.env): spec for spec in runs}
     assert len(runs) == 6 and {spec.algo for spec in runs} == {"npg"}
     # <x>*d: x times the action size of a Box action (2 for LunarLanderContinuous), x for a discrete one
@@ -112,7 +157,7 @@ def test_variants_are_planned_with_their_overrides(learning, tmp_path):
         assert spec.overrides == f"cg_damping={damping} damped_step_size=True"
         assert spec.key == ("npg:trpo", env_id, 0, spec.timesteps)
         shipped = by_key[("npg:shipped", env_id)]
-        assert shipped.entry == learning.resolve_entry("npg", env_id)[0] and shipped.overrides == ""
+        assert shipped.entry == common.entries.resolve_entry("npg", env_id)[0] and shipped.overrides == ""
     with pytest.raises(SystemExit):
         learning.parse_args(["--variant", "bad", "cg_damping"])
     with pytest.raises(SystemExit):
@@ -152,11 +197,11 @@ def test_learning_benchmark(learning, plot_learning, tmp_path, capsys):
     assert f"--algos npg --envs {ENV} --seeds 0 --timesteps {ENV}={BUDGET}" in table
 
 
-def test_recurrent_suite(learning, tmp_path, capsys):
+def test_recurrent_suite(learning, common, tmp_path, capsys):
     # The NoVel tasks, for npg_lstm / klppo_lstm against RecurrentPPO with the zoo's ppo_lstm.yml
     assert learning.main(["--suite", "recurrent", "--seeds", "0", "--dry-run", "--results-dir", str(tmp_path)]) == 0
     output = capsys.readouterr().out
-    for env_id in learning.RECURRENT_SUITE:
+    for env_id in common.algos.RECURRENT_SUITE:
         for algo in ("npg_lstm", "klppo_lstm", "ppo_lstm"):
             assert f"  {algo} {env_id} seed 0" in output
     assert "rl_zoo3 ppo_lstm.yml[LunarLanderNoVel-v2]" in output  # the zoo's entry predates LunarLander-v3
@@ -244,6 +289,20 @@ def test_aggregate_intervals_are_reproducible(plot_learning):
         np.testing.assert_array_equal(first[1][algo], second[1][algo])
 
 
+def test_curve_bands_are_rliable_bootstraps(plot_learning):
+    # The band of a curve: the 95% bootstrap interval of the mean over seeds at each point, the same on every call
+    values = np.random.default_rng(0).normal(size=(5, 4)) + np.arange(4)
+    state = np.random.get_state()
+    low, high = plot_learning.bootstrap_ci(values, reps=300)
+    assert np.random.get_state()[1].tolist() == state[1].tolist()  # the caller's global generator is left alone
+    mean = values.mean(axis=0)
+    assert low.shape == high.shape == (4,) and np.all(low < mean) and np.all(mean < high)
+    assert np.all(low >= values.min(axis=0)) and np.all(high <= values.max(axis=0))
+    again = plot_learning.bootstrap_ci(values, reps=300)
+    np.testing.assert_array_equal(again[0], low)
+    np.testing.assert_array_equal(again[1], high)
+
+
 def test_aggregate_seeds_ignore_left_out_variants(plot_learning):
     # A variant left out of the aggregate, with one seed on one environment, must not cut the others' seeds to one
     envs = ["CartPole-v1", "Pendulum-v1"]
@@ -260,7 +319,7 @@ def test_aggregate_seeds_ignore_left_out_variants(plot_learning):
 
 
 @pytest.mark.parametrize("algo, env_id", [("npg", "CartPole-v1"), ("npg_lstm", "CartPoleNoVel-v1")])
-def test_interrupted_run_resumes_from_its_checkpoint(learning, tmp_path, monkeypatch, capsys, algo, env_id):
+def test_interrupted_run_resumes_from_its_checkpoint(learning, common, tmp_path, monkeypatch, capsys, algo, env_id):
     # 4 rollouts of 1024 steps, a checkpoint at the start of each from 1024 steps on; the run dies at 3000 steps
     args = [
         "--algos",
@@ -279,19 +338,20 @@ def test_interrupted_run_resumes_from_its_checkpoint(learning, tmp_path, monkeyp
         "1024",
     ]
     first, second = tmp_path / "first", tmp_path / "second"
-    evaluate = learning.PeriodicEvaluation.evaluate
+    evaluate = common.evaluation.PeriodicEvaluation.evaluate
+    checkpoints_dir = common.checkpoints.CHECKPOINTS_DIR
 
     def dies_at_3000_steps(self):
         if self.model.num_timesteps >= 3000:
             raise RuntimeError("killed")
         evaluate(self)
 
-    monkeypatch.setattr(learning.PeriodicEvaluation, "evaluate", dies_at_3000_steps)
+    monkeypatch.setattr(common.evaluation.PeriodicEvaluation, "evaluate", dies_at_3000_steps)
     assert learning.main([*args, "--results-dir", str(first)]) == 1
     assert not (first / "learning.csv").exists()
-    (checkpoint,) = (first / learning.CHECKPOINTS_DIR).iterdir()
+    (checkpoint,) = (first / checkpoints_dir).iterdir()
     assert (checkpoint / "model.zip").exists() and (checkpoint / "state.pkl").exists()
-    monkeypatch.setattr(learning.PeriodicEvaluation, "evaluate", evaluate)
+    monkeypatch.setattr(common.evaluation.PeriodicEvaluation, "evaluate", evaluate)
 
     shutil.copytree(first, second)
     capsys.readouterr()
@@ -300,7 +360,7 @@ def test_interrupted_run_resumes_from_its_checkpoint(learning, tmp_path, monkeyp
     for results in (first, second):
         assert learning.main([*args, "--results-dir", str(results)]) == 0
         assert f"resume {algo} {env_id} seed 0 from 2048 steps" in capsys.readouterr().out
-        assert not any((results / learning.CHECKPOINTS_DIR).iterdir())  # deleted once the run is recorded
+        assert not any((results / checkpoints_dir).iterdir())  # deleted once the run is recorded
 
     (row,) = _rows(first / "learning.csv")
     assert int(row["steps"]) >= 4096 and float(row["wall_s"]) > 0
@@ -482,3 +542,115 @@ def test_cost_benchmark(cost, tmp_path, capsys):
     (tmp_path / cost.TABLE_FILE).unlink()
     assert cost.main(["--report", "--results-dir", str(tmp_path)]) == 0
     assert "| npg | 2 x 512 | 1024 | 2 |" in (tmp_path / cost.TABLE_FILE).read_text()
+
+
+def test_evaluation_is_sb3s_eval_callback(common, monkeypatch):
+    # The evaluation is SB3's EvalCallback: VecNormalize statistics copied by SB3's sync_envs_normalization, the
+    # returns of evaluate_policy; the eval environment's VecNormalize is frozen, its rewards raw
+    from stable_baselines3.common import callbacks
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import sync_envs_normalization, unwrap_vec_normalize
+
+    from sb3_npg import NPG
+    from sb3_npg.zoo import config
+
+    assert issubclass(common.evaluation.PeriodicEvaluation, callbacks.EvalCallback)
+    entry = {"n_envs": 2, "normalize": True}
+    env_id, seed, episodes = "Pendulum-v1", 0, 3
+
+    def eval_env():
+        return config.make_env_from_hyperparams(entry, env_id, seed=seed + common.evaluation.EVAL_SEED_OFFSET, n_envs=episodes)
+
+    model = NPG("MlpPolicy", config.make_env_from_hyperparams(entry, env_id, seed=seed), n_steps=64, seed=seed)
+    model.learn(128)  # statistics of 130 observations: not the eval environment's own
+    synced = []
+
+    def spy(env, other):
+        synced.append((env, other))
+        sync_envs_normalization(env, other)
+
+    monkeypatch.setattr(callbacks, "sync_envs_normalization", spy)
+    periodic = common.evaluation.PeriodicEvaluation(eval_env(), eval_freq=64, n_episodes=episodes)
+    eval_normalize = unwrap_vec_normalize(periodic.eval_env)
+    assert eval_normalize is not None and not eval_normalize.training and not eval_normalize.norm_reward
+    periodic.init_callback(model)
+    periodic.evaluate()
+    assert synced == [(model.get_env(), periodic.eval_env)]
+    train_normalize = model.get_vec_normalize_env()
+    assert train_normalize is not None and train_normalize.obs_rms.count > 100
+    np.testing.assert_array_equal(eval_normalize.obs_rms.mean, train_normalize.obs_rms.mean)
+    assert eval_normalize.obs_rms is not train_normalize.obs_rms  # a copy
+
+    # The same episodes through evaluate_policy itself give the recorded mean and std
+    reference = eval_env()
+    sync_envs_normalization(model.get_env(), reference)
+    reference_normalize = unwrap_vec_normalize(reference)
+    reference_normalize.training, reference_normalize.norm_reward = False, False
+    mean, std = evaluate_policy(model, reference, n_eval_episodes=episodes, deterministic=True)
+    assert periodic.records == [(128, pytest.approx(mean), pytest.approx(std))] and std > 0
+    assert periodic.last_mean_reward == pytest.approx(mean) and periodic.eval_seconds > 0
+
+    # A checkpoint's state gives the evaluations back, the next one on the same grid of steps
+    restored = common.evaluation.PeriodicEvaluation(eval_env(), eval_freq=64, n_episodes=episodes)
+    restored.restore(periodic.state())
+    assert restored.records == periodic.records and restored.state() == periodic.state() == {
+        "records": periodic.records,
+        "eval_seconds": periodic.eval_seconds,
+        "next_eval": 192,
+    }
+    assert restored.best_mean_reward == pytest.approx(mean)
+
+
+def test_results_csv_round_trip(common, tmp_path):
+    path = tmp_path / "runs.csv"
+    assert common.results.read_rows(path) == [] and common.results.finished_runs(path) == set()
+    row = {"algo": "npg:x", "env": ENV, "seed": 1, "timesteps": 2000, "eval_mean": 12.5, "note": "a, b"}
+    common.results.append_rows(path, [row], ["algo", "env", "seed", "timesteps", "eval_mean", "note"])
+    # An existing file keeps its header: a column it lacks is dropped, one a row lacks is left empty
+    common.results.append_rows(
+        path, [{"algo": "ppo", "env": ENV, "seed": 0, "timesteps": 2000, "extra": 1}], ["algo", "extra"]
+    )
+    assert common.results.read_rows(path) == [
+        {"algo": "npg:x", "env": ENV, "seed": "1", "timesteps": "2000", "eval_mean": "12.5", "note": "a, b"},
+        {"algo": "ppo", "env": ENV, "seed": "0", "timesteps": "2000", "eval_mean": "", "note": ""},
+    ]
+    assert common.results.finished_runs(path) == {("npg:x", ENV, 1, 2000), ("ppo", ENV, 0, 2000)}
+
+    rewritten = tmp_path / "sub" / "rows.csv"
+    common.results.write_rows(rewritten, [{"a": "1", "b": "x y"}], ["a", "b"])
+    common.results.write_rows(rewritten, [{"a": "2", "b": ""}, {"a": "3", "b": "z"}], ["a", "b"])
+    assert common.results.read_rows(rewritten) == [{"a": "2", "b": ""}, {"a": "3", "b": "z"}]
+    assert sorted(item.name for item in rewritten.parent.iterdir()) == ["rows.csv"]  # no temporary file left
+    assert common.results.RUN_FIELDS[:6] == ("algo", "env", "seed", "timesteps", "eval_mean", "eval_std")
+    host = common.results.host_description()
+    assert host.split("-cpu ")[0].isdigit() and common.results.utc_now().endswith("+00:00")
+
+
+def test_identity_and_controller_files_round_trip(tmp_path):
+    identity = _load("identity")
+    rows = [
+        {"algo": "ppo", "task": "Discrete", "seed": 1, "returns": [12.5, 100.0], "wall_s": 3.5},
+        {"algo": "klppo", "task": "Discrete", "seed": 0, "returns": [90.0, 99.5], "wall_s": 2.0},
+    ]
+    path = tmp_path / "identity" / "identity.csv"
+    identity.write_results(path, rows)
+    assert identity.read_results(path) == sorted(rows, key=lambda row: (row["algo"], row["task"], row["seed"]))
+    assert path.read_text().splitlines()[:2] == ["algo,task,seed,returns,wall_s", "klppo,Discrete,0,90.0 99.5,2.0"]
+
+    controller = _load("klppo_controller")
+    row = {
+        "controller": "adaptive", "seed": 0, "in_band_fraction": 0.75, "kl_median": 0.0125, "final_kl_coef": 2.5,
+        "final_lr_multiplier": 1.0, "wall_time_s": 10.5, "kls": [0.01, 0.02],
+    }  # fmt: skip
+    path = tmp_path / "controller.csv"
+    controller.write_results(path, [row, {**row, "controller": "tracking", "seed": 1}])
+    assert controller.read_results(path) == [{**row, "controller": "tracking", "seed": 1}, row]  # CONTROLLERS order
+    assert path.read_text().splitlines()[2] == "adaptive,0,0.75,0.0125,2.5,1,10.5,0.01 0.02"
+    assert controller.read_results(tmp_path / "none.csv") == []
+
+
+def test_other_scripts_list_the_table_s_algorithms(cost):
+    assert cost.CONFIGS == ("floor", "npg", "trpo", "trpo:same-rollout", "klppo", "ppo") and cost.OUR_ALGOS == ("npg", "klppo")
+    assert _load("tuning").ALGOS == ("npg", "klppo")
+    diagnostics = _load("klppo_diagnostics")
+    assert (diagnostics.KLPPO_ALGOS, diagnostics.PEERS) == (("klppo", "klppo_lstm"), ("ppo", "ppo_lstm"))

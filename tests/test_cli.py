@@ -89,7 +89,7 @@ def test_help(monkeypatch, capsys):
     for name in ("train", "enjoy", "plot_train", "plot_from_file", "all_plots", "--storage"):
         assert name in result.stdout
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
-    assert {"sb3_npg.zoo.cli", "sb3_npg.zoo.registry", "sb3_npg.zoo.config"} <= imported
+    assert {"sb3_npg.zoo.cli", "sb3_npg.zoo.registry", "sb3_npg.zoo.config", "sb3_npg.zoo.algos"} <= imported
     assert not {name for name in imported if name.split(".")[0] in ("rl_zoo3", "optuna")}
     with pytest.raises(SystemExit) as exit_info:
         call(["train", "--help"], monkeypatch)
@@ -144,6 +144,42 @@ def test_torch_threads_of_training(flags, threads, tmp_path, monkeypatch):
     call([*args, "-params", "n_steps:32", "batch_size:64", "n_critic_updates:1", *flags], monkeypatch)
     assert list((tmp_path / "logs" / "npg").glob("CartPole-v1_1/CartPole-v1.zip"))  # it trained
     assert th.get_num_threads() == threads
+
+
+def test_train_enjoy_optimize_end_to_end(tmp_path):
+    # The shipped commands as a user runs them, on tiny budgets (not slow: .ci/lowest runs it on the lowest
+    # supported rl_zoo3, the normal suite on the newest): train, replay, tune two trials, re-train trial 0
+    logs = tmp_path / "logs"
+    small = ["-params", "n_steps:32", "batch_size:64", "n_critic_updates:2"]
+    run(["train", "--env", "CartPole-v1", "-n", "128", "-f", str(logs), "--seed", "0", *small, *FAST], tmp_path)
+    run_dir = logs / "npg" / "CartPole-v1_1"  # --algo npg by default
+    assert (run_dir / "CartPole-v1.zip").is_file()
+    with open(run_dir / "CartPole-v1" / "args.yml") as file:
+        assert dict(yaml.load(file, Loader=yaml.UnsafeLoader))["conf_file"] == str(hyperparams_path("npg"))
+    result = run(["enjoy", "--env", "CartPole-v1", "-f", str(logs), "--no-render", "-n", "100", *FAST], tmp_path)
+    assert f"Loading {run_dir / 'CartPole-v1.zip'}" in result.stdout
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    # --seed 43 draws two cheap trials (128-step rollouts, 64x64 networks)
+    tune = ["train", "--env", "CartPole-v1", "-n", "300", "-f", str(tmp_path / "tune"), "--seed", "43", *FAST]
+    tune += ["-optimize", "--n-trials", "2", "--sampler", "random", "--pruner", "none", "--no-optim-plots"]
+    run([*tune, "--eval-episodes", "2", "--storage", storage, "--study-name", "e2e"], tmp_path)
+    study = load_study(storage, "e2e")
+    assert [trial.state.name for trial in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert {"n_steps_pow", "target_kl", "net_arch"} <= set(study.trials[0].params)
+    assert (study.user_attrs["algo"], study.user_attrs["env"], study.user_attrs["search_space"]) == (
+        "npg",
+        "CartPole-v1",
+        "full",
+    )
+    assert list((tmp_path / "tune" / "npg").glob("report_CartPole-v1_2-trials-300-random-none_*.csv"))
+
+    retrain = ["train", "--env", "CartPole-v1", "-n", "64", "-f", str(tmp_path / "retrain"), "--seed", "0", *FAST]
+    run([*retrain, "--storage", storage, "--study-name", "e2e", "--trial-id", "0"], tmp_path)
+    with open(tmp_path / "retrain" / "npg" / "CartPole-v1_1" / "CartPole-v1" / "config.yml") as file:
+        config = dict(yaml.load(file, Loader=yaml.UnsafeLoader))
+    assert config["n_steps"] == study.trials[0].user_attrs["n_steps"]
+    assert config["target_kl"] == pytest.approx(study.trials[0].params["target_kl"])
 
 
 @pytest.mark.slow

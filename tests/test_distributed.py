@@ -144,6 +144,7 @@ WORKER_AT_BARRIER = """
 import sys, time
 from pathlib import Path
 import optuna, rl_zoo3.train, sqlalchemy  # the slow imports, before the barrier
+import sb3_npg.zoo.train
 from sb3_npg.zoo.cli import main
 ready, go = Path(sys.argv[1]), Path(sys.argv[2])
 ready.touch()
@@ -341,10 +342,9 @@ def test_killed_worker_trial_is_retried(postgres_url, study_name, tmp_path):
 def test_dead_worker_does_not_use_up_the_budget(tmp_path):
     # --max-total-trials counts RUNNING trials (so that workers do not overshoot it). A dead worker's trial
     # stays RUNNING until Optuna fails it, which it does only before starting a trial: a worker ending its
-    # last trial would count it and stop, leaving it unretried. The plug-in fails stale trials before counting.
-    from rl_zoo3.exp_manager import MaxTrialsCallback
-
-    from sb3_npg.zoo.tuning import _counting_stale_trials
+    # last trial would count it and stop, leaving it unretried. The experiment manager's budget callback fails
+    # stale trials before counting.
+    from sb3_npg.zoo.exp_manager import BUDGET_STATES, StaleTrialsMaxTrialsCallback
 
     storage = open_rdb_storage(f"sqlite:///{tmp_path / 'study.db'}", HeartbeatOptions(interval=1, grace_period=2))
     study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
@@ -360,13 +360,44 @@ def test_dead_worker_does_not_use_up_the_budget(tmp_path):
         return x
 
     counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.PRUNED)
-    budget = _counting_stale_trials(MaxTrialsCallback)(2, states=counted)
+    assert counted == BUDGET_STATES  # the zoo's rule
+    budget = StaleTrialsMaxTrialsCallback(2)
+    assert isinstance(budget, optuna.study.MaxTrialsCallback)
     study.optimize(objective, n_trials=10, callbacks=[budget])
 
     states = [trial.state.name for trial in study.trials]
     assert states == ["FAIL", "COMPLETE", "COMPLETE"]
     assert study.trials[2].system_attrs["failed_trial"] == 0  # the retry of the dead trial
     assert study.trials[2].params == dead.params
+
+
+def test_joining_worker_retries_a_dead_trial_within_the_budget(tmp_path, monkeypatch):
+    # The experiment manager opens the storage with the heartbeat flags, fails the dead trials of a study it joins
+    # and counts --max-total-trials with them failed: here a dead worker's trial, then this worker's two trials,
+    # the first of them the retry of the dead one (same hyperparameters)
+    from sb3_npg.zoo.hyperparams_opt import sample_npg_update_params
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    storage = open_rdb_storage(url, HeartbeatOptions(interval=1, grace_period=2))
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    for key, value in (("algo", "npg"), ("env", "CartPole-v1"), ("search_space", "update")):
+        study.set_user_attr(key, value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # heartbeats are meant for optimize()
+        dead = study.ask()
+    sample_npg_update_params(dead, 1, 2, {})
+    storage.record_heartbeat(dead._trial_id)
+    storage.engine.dispose()
+    time.sleep(3.5)  # its grace period passes (SQLite's clock counts whole seconds)
+
+    args = ["train", "--algo", "npg", *TUNE, "-n", "64", "-params", "n_steps:32", "batch_size:64", "n_critic_updates:1"]
+    args += ["--storage", url, "--study-name", "s", "--search-space", "update", "--max-total-trials", "2"]
+    call([*args, "--heartbeat-interval", "1", "--grace-period", "2", "-f", str(tmp_path / "logs")], monkeypatch)
+
+    study = load_study(url, "s")
+    assert [trial.state.name for trial in study.trials] == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert study.trials[1].system_attrs["failed_trial"] == 0 and study.trials[1].params == study.trials[0].params
+    assert "failed_trial" not in study.trials[2].system_attrs
 
 
 def test_tuning_flags():
@@ -393,7 +424,10 @@ def test_tuning_flags():
     # SQLite gets the same heartbeat and retries as PostgreSQL
     storage = open_rdb_storage("sqlite:///:memory:", HeartbeatOptions(5, 20, 2))
     assert (storage.get_heartbeat_interval(), storage.grace_period) == (5, 20)
-    assert storage.get_heartbeat_stale_trial_callback()._max_retry == 2
+    # Optuna 4.0 (the lowest supported) names the retry callback failed_trial_callback, later versions
+    # heartbeat_stale_trial_callback
+    stale_trial_callback = getattr(storage, "get_heartbeat_stale_trial_callback", None) or storage.get_failed_trial_callback
+    assert stale_trial_callback()._max_retry == 2
     assert open_rdb_storage("sqlite:///:memory:", HeartbeatOptions(interval=0)).get_heartbeat_interval() is None
 
 

@@ -1,4 +1,8 @@
-"""KLPPO: loss and gradient, validation, skipped updates, the controllers, persistence, logging and coverage."""
+"""
+KLPPO: loss and gradient, validation, skipped updates, the controllers, persistence, logging, schedules and policies.
+
+Its action and observation spaces and gSDE are tested with NPG's, in ``test_run.py``.
+"""
 
 from typing import Any
 
@@ -10,15 +14,6 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.envs import (
-    FakeImageEnv,
-    IdentityEnv,
-    IdentityEnvBox,
-    IdentityEnvMultiBinary,
-    IdentityEnvMultiDiscrete,
-    SimpleMultiObsEnv,
-)
-from stable_baselines3.common.logger import KVWriter, Logger
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.preprocessing import get_flattened_obs_dim
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
@@ -32,40 +27,13 @@ SMALL_NET = dict(net_arch=[16])
 FAST = dict(n_steps=32, batch_size=16, n_epochs=2, policy_kwargs=SMALL_NET)
 
 
-class _Recorder(KVWriter):
-    """Logger output keeping every dump (one per update) as a dict."""
-
-    def __init__(self) -> None:
-        self.dumps: list[dict[str, Any]] = []
-
-    def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
-        self.dumps.append(dict(key_values))
-
-    def series(self, key: str) -> list[float]:
-        return [float(dump[key]) for dump in self.dumps if key in dump]
-
-
-def _record(model: KLPPO | PPO) -> _Recorder:
-    recorder = _Recorder()
-    model.set_logger(Logger(folder=None, output_formats=[recorder]))
-    return recorder
-
-
-def _learn(model: KLPPO, total_timesteps: int, **kwargs: Any) -> _Recorder:
-    """Learn with a recording logger; the last update's values are flushed too."""
-    recorder = _record(model)
-    model.learn(total_timesteps, **kwargs)
-    model.logger.dump(model.num_timesteps)
-    return recorder
-
-
 # --------------------------------------------------------------------------------------------------
 # The loss and its gradient
 # --------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
-def test_loss_and_update_equal_ppo_without_penalty(env_id):
+def test_loss_and_update_equal_ppo_without_penalty(env_id, record_logger):
     """kl_coef=0, fixed beta and clip_range=0.2: SB3 PPO's loss on the same batch, and PPO's parameters after the update."""
     common = dict(n_steps=64, batch_size=128, n_epochs=3, learning_rate=1e-3, seed=0, policy_kwargs=SMALL_NET)
     ppo = PPO("MlpPolicy", make_vec_env(env_id, n_envs=2, seed=0), clip_range=0.2, **common)
@@ -80,20 +48,16 @@ def test_loss_and_update_equal_ppo_without_penalty(env_id):
     )
     klppo.policy.load_state_dict(ppo.policy.state_dict())
 
-    ppo_recorder = _record(ppo)
+    ppo_log = record_logger(ppo)
     ppo.learn(128)  # one rollout (one minibatch of 128), then three epochs
-    ppo.logger.dump(ppo.num_timesteps)
     klppo.rollout_buffer = ppo.rollout_buffer
-    klppo_recorder = _record(klppo)
+    klppo_log = record_logger(klppo)
     klppo.train()
-    klppo.logger.dump(0)
 
     # The same loss on the same batch (train/loss is the loss of the last minibatch, as in PPO)
-    assert klppo_recorder.series("train/loss")[0] == pytest.approx(ppo_recorder.series("train/loss")[0], rel=1e-5)
+    assert klppo_log.series("train/loss")[0] == pytest.approx(ppo_log.series("train/loss")[0], rel=1e-5)
     for key in ("policy_gradient_loss", "value_loss", "entropy_loss", "clip_fraction"):
-        assert klppo_recorder.series(f"train/{key}")[0] == pytest.approx(
-            ppo_recorder.series(f"train/{key}")[0], rel=1e-4, abs=1e-6
-        )
+        assert klppo_log.series(f"train/{key}")[0] == pytest.approx(ppo_log.series(f"train/{key}")[0], rel=1e-4, abs=1e-6)
     # ... and the same three Adam steps
     for (name, ours), theirs in zip(klppo.policy.state_dict().items(), ppo.policy.state_dict().values(), strict=True):
         assert th.allclose(ours, theirs, rtol=1e-4, atol=1e-6), name
@@ -284,19 +248,20 @@ def _assert_kept(before: dict[str, Any], after: dict[str, Any]) -> None:
         assert th.equal(old, new)
 
 
-def test_non_finite_loss_skips_the_update_and_training_goes_on():
+def test_non_finite_loss_skips_the_update_and_training_goes_on(record_logger):
     model = KLPPO("MlpPolicy", "Pendulum-v1", seed=0, **FAST)
     callback = _PoisonRollout(poisoned=2)
+    log = record_logger(model)
     with pytest.warns(UserWarning, match="skipped an update"):
-        recorder = _learn(model, 4 * 32, callback=callback)
+        model.learn(4 * 32, callback=callback)
     _assert_kept(callback.before, callback.after)
-    assert recorder.series("train/update_skipped") == [0.0, 1.0, 0.0, 0.0]
-    kls = recorder.series("train/kl")
+    assert log.series("train/update_skipped") == [0.0, 1.0, 0.0, 0.0]
+    kls = log.series("train/kl")
     assert np.isnan(kls[1]) and np.isfinite([kls[0], *kls[2:]]).all()
 
 
 @pytest.mark.parametrize("adaptation", ["adaptive", "tracking"])
-def test_non_finite_kl_after_the_update_restores_the_parameters(adaptation):
+def test_non_finite_kl_after_the_update_restores_the_parameters(adaptation, record_logger):
     model = KLPPO("MlpPolicy", "Pendulum-v1", seed=0, kl_adaptation=adaptation, kl_early_stop=None, **FAST)
     model.learn(32)
     before = {"params": [p.detach().clone() for p in model.policy.parameters()], "kl_coef": model.kl_coef}
@@ -304,14 +269,13 @@ def test_non_finite_kl_after_the_update_restores_the_parameters(adaptation):
     # Tracking measures the KL between the two epochs (a large one: the multiplier is lowered), then after them
     measured = iter([1.0, float("nan")] if adaptation == "tracking" else [float("nan")])
     model._rollout_kl = lambda: next(measured)  # type: ignore[method-assign]
-    recorder = _record(model)
+    log = record_logger(model)
     with pytest.warns(UserWarning, match="non-finite KL"):
         model.train()
-    model.logger.dump(0)
     after = {"params": list(model.policy.parameters()), "kl_coef": model.kl_coef, "lr_multiplier": model.lr_multiplier}
     _assert_kept(before, after)
     assert model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(3e-4 * before["lr_multiplier"])
-    assert recorder.series("train/update_skipped") == [1.0]
+    assert log.series("train/update_skipped") == [1.0]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -319,10 +283,11 @@ def test_non_finite_kl_after_the_update_restores_the_parameters(adaptation):
 # --------------------------------------------------------------------------------------------------
 
 
-def test_adaptive_rule_changes_beta_once_per_update_from_the_measured_kl():
+def test_adaptive_rule_changes_beta_once_per_update_from_the_measured_kl(record_logger):
     model = KLPPO("MlpPolicy", "Pendulum-v1", kl_adaptation="adaptive", kl_coef=1.0, seed=0, **FAST)
-    recorder = _learn(model, 6 * 32)
-    kls, coefs = recorder.series("train/kl"), recorder.series("train/kl_coef")
+    log = record_logger(model)
+    model.learn(6 * 32)
+    kls, coefs = log.series("train/kl"), log.series("train/kl_coef")
     previous = 1.0
     for kl, coef in zip(kls, coefs, strict=True):
         assert coef == adaptive_kl_coef(previous, kl, 0.01)
@@ -331,23 +296,25 @@ def test_adaptive_rule_changes_beta_once_per_update_from_the_measured_kl():
     assert model.lr_multiplier == 1.0  # only the tracking controller scales the step
 
 
-def test_dual_rule_follows_the_lagrangian_update():
+def test_dual_rule_follows_the_lagrangian_update(record_logger):
     model = KLPPO("MlpPolicy", "Pendulum-v1", kl_adaptation="dual", kl_dual_lr=50.0, kl_coef=0.5, seed=0, **FAST)
-    recorder = _learn(model, 4 * 32)
+    log = record_logger(model)
+    model.learn(4 * 32)
     previous = 0.5
-    for kl, coef in zip(recorder.series("train/kl"), recorder.series("train/kl_coef"), strict=True):
+    for kl, coef in zip(log.series("train/kl"), log.series("train/kl_coef"), strict=True):
         assert coef == pytest.approx(max(dual_kl_coef(previous, kl, 0.01, 50.0), 1e-3), rel=1e-12)
         previous = coef
 
 
-def test_fixed_beta_never_changes():
+def test_fixed_beta_never_changes(record_logger):
     model = KLPPO("MlpPolicy", "Pendulum-v1", kl_adaptation="fixed", kl_coef=0.3, seed=0, **FAST)
-    recorder = _learn(model, 3 * 32)
-    assert recorder.series("train/kl_coef") == [0.3, 0.3, 0.3]
+    log = record_logger(model)
+    model.learn(3 * 32)
+    assert log.series("train/kl_coef") == [0.3, 0.3, 0.3]
     assert model.kl_coef == 0.3 and model.lr_multiplier == 1.0
 
 
-def test_bounds_hold_under_every_rule():
+def test_bounds_hold_under_every_rule(record_logger):
     for adaptation in ("adaptive", "dual", "tracking"):
         model = KLPPO(
             "MlpPolicy",
@@ -360,17 +327,19 @@ def test_bounds_hold_under_every_rule():
             seed=0,
             **FAST,
         )
-        recorder = _learn(model, 3 * 32)
-        assert max(recorder.series("train/kl_coef")) == 2.0, adaptation
+        log = record_logger(model)
+        model.learn(3 * 32)
+        assert max(log.series("train/kl_coef")) == 2.0, adaptation
 
 
-def test_tracking_scales_only_the_actor_learning_rate():
+def test_tracking_scales_only_the_actor_learning_rate(record_logger):
     model = KLPPO(
         "MlpPolicy", "Pendulum-v1", learning_rate=1e-3, target_kl=1e-9, kl_early_stop=None, kl_lr_min=0.1, seed=0, **FAST
     )
-    recorder = _learn(model, 3 * 32)
+    log = record_logger(model)
+    model.learn(3 * 32)
     # KL far above its ramp: the multiplier halves at each of the 2 measurements per update and stops at kl_lr_min
-    multipliers = recorder.series("train/lr_multiplier")
+    multipliers = log.series("train/lr_multiplier")
     assert multipliers == pytest.approx([0.25, 0.1, 0.1])
     actor_group, critic_group = model.policy.optimizer.param_groups
     assert actor_group["lr"] == pytest.approx(1e-3 * model.lr_multiplier)
@@ -381,34 +350,38 @@ def test_tracking_scales_only_the_actor_learning_rate():
     }
 
 
-def test_tracking_raises_the_step_when_the_kl_is_far_below_target():
+def test_tracking_raises_the_step_when_the_kl_is_far_below_target(record_logger):
     model = KLPPO("MlpPolicy", "Pendulum-v1", target_kl=10.0, kl_lr_max=4.0, seed=0, **FAST)
-    recorder = _learn(model, 2 * 32)
-    assert recorder.series("train/lr_multiplier")[-1] == pytest.approx(4.0)
-    assert recorder.series("train/learning_rate") == pytest.approx([3e-4, 3e-4 * 4.0])
+    log = record_logger(model)
+    model.learn(2 * 32)
+    assert log.series("train/lr_multiplier")[-1] == pytest.approx(4.0)
+    assert log.series("train/learning_rate") == pytest.approx([3e-4, 3e-4 * 4.0])
 
 
-def test_early_stop_at_a_multiple_of_the_target():
+def test_early_stop_at_a_multiple_of_the_target(record_logger):
     model = KLPPO(
         "MlpPolicy", "Pendulum-v1", n_steps=64, batch_size=16, n_epochs=10, target_kl=1e-6, kl_early_stop=2.0, seed=0
     )
-    recorder = _learn(model, 64)
-    assert recorder.series("train/early_stop") == [1.0]
-    assert recorder.series("train/n_epochs")[0] < 10
+    log = record_logger(model)
+    model.learn(64)
+    assert log.series("train/early_stop") == [1.0]
+    assert log.series("train/n_epochs")[0] < 10
     model = KLPPO(
         "MlpPolicy", "Pendulum-v1", n_steps=64, batch_size=16, n_epochs=3, target_kl=1e-6, kl_early_stop=None, seed=0
     )
-    recorder = _learn(model, 64)
-    assert recorder.series("train/early_stop") == [0.0] and recorder.series("train/n_epochs") == [3.0]
+    log = record_logger(model)
+    model.learn(64)
+    assert log.series("train/early_stop") == [0.0] and log.series("train/n_epochs") == [3.0]
 
 
-def test_early_stop_message_names_the_epoch_and_the_target(capsys):
+def test_early_stop_message_names_the_epoch_and_the_target(capsys, record_logger):
     model = KLPPO(
         "MlpPolicy", "Pendulum-v1", n_steps=64, batch_size=16, n_epochs=10, target_kl=1e-6, kl_early_stop=2.0, seed=0
     )
     model.verbose = 1
-    recorder = _learn(model, 64)
-    epochs = int(recorder.series("train/n_epochs")[0])
+    log = record_logger(model)
+    model.learn(64)
+    epochs = int(log.series("train/n_epochs")[0])
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Early stopping")]
     assert len(lines) == 1
     # The epoch as train/n_epochs counts it (from 1), and the threshold's value
@@ -416,28 +389,29 @@ def test_early_stop_message_names_the_epoch_and_the_target(capsys):
     assert lines[0].endswith(" > kl_early_stop * target_kl = 2 * 1e-06 = 2e-06")
 
 
-def test_decaying_target_kl_stays_positive_past_the_end_of_the_run(capsys):
+def test_decaying_target_kl_stays_positive_past_the_end_of_the_run(capsys, record_logger):
     # lin_0.15 (the Pendulum entry's) past the end of a run and of a continued one (reset_num_timesteps=False):
     # the penalty's target, its early stop's threshold and the controller all use 1% of the start value
     schedule = LinearSchedule(start=0.15, end=0.0, end_fraction=1.0)
     model = KLPPO("MlpPolicy", "Pendulum-v1", target_kl=schedule, kl_adaptation="adaptive", verbose=1, seed=0, **FAST)
-    recorder = _record(model)
+    log = record_logger(model)
     model.learn(40)  # updates at progress 1 - 32/40 = 0.2 and 1 - 64/40 = -0.6
     model.learn(8, reset_num_timesteps=False)  # total 72, one rollout to 96: progress 1 - 96/72 < 0
-    model.logger.dump(model.num_timesteps)
     assert model._current_progress_remaining < 0
-    assert recorder.series("train/target_kl") == pytest.approx([0.15 * 0.2, 0.0015, 0.0015])
-    assert recorder.series("train/update_skipped") == [0.0] * 3
+    assert log.series("train/target_kl") == pytest.approx([0.15 * 0.2, 0.0015, 0.0015])
+    assert log.series("train/update_skipped") == [0.0] * 3
     # At least one optimizer step in each update (the first minibatch's KL is 0, below any positive threshold)
-    assert all(kl > 0 for kl in recorder.series("train/kl"))
+    assert all(kl > 0 for kl in log.series("train/kl"))
     assert "target_kl = 1.25 * 0 =" not in capsys.readouterr().out
 
 
-def test_controller_keeps_the_kl_near_the_target_on_pendulum():
+def test_controller_keeps_the_kl_near_the_target_on_pendulum(record_logger):
     """The issue's setting, seed 0: >= 80% of the updates after the fifth end with a KL in [target / 3, 3 target]."""
     env = make_vec_env("Pendulum-v1", n_envs=1, seed=0)
     model = KLPPO("MlpPolicy", env, n_steps=512, batch_size=64, n_epochs=10, target_kl=0.01, seed=0)
-    kls = np.array(_learn(model, 20 * 512).series("train/kl"))
+    log = record_logger(model)
+    model.learn(20 * 512)
+    kls = np.array(log.series("train/kl"))
     assert len(kls) == 20
     in_band = (kls[5:] >= 0.01 / 3) & (kls[5:] <= 0.03)
     assert in_band.mean() >= 0.8, kls
@@ -499,15 +473,16 @@ ALWAYS_LOGGED = {
 
 
 @pytest.mark.parametrize("clip_range", [None, 0.2])
-def test_logged_keys(clip_range):
+def test_logged_keys(clip_range, record_logger):
     model = KLPPO("MlpPolicy", "Pendulum-v1", clip_range=clip_range, clip_range_vf=0.5, seed=0, **FAST)
-    recorder = _learn(model, 32)
-    keys = {key for key in recorder.dumps[-1] if key.startswith("train/")}
+    log = record_logger(model)
+    model.learn(32)
+    keys = {key for key in log.values if key.startswith("train/")}
     clipping = {"train/clip_fraction", "train/clip_range"}
     assert ALWAYS_LOGGED | {"train/clip_range_vf"} <= keys
     assert (clipping <= keys) == (clip_range is not None)
     assert (clipping & keys == set()) == (clip_range is None)
-    assert np.isfinite([recorder.dumps[-1][key] for key in ALWAYS_LOGGED]).all()
+    assert np.isfinite([log.series(key)[-1] for key in ALWAYS_LOGGED]).all()
 
 
 def test_tensorboard_callbacks_and_progress_bar(tmp_path):
@@ -531,87 +506,11 @@ def test_tensorboard_callbacks_and_progress_bar(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
-# Spaces, policies and options
+# Schedules, seeds, devices and custom policies
 # --------------------------------------------------------------------------------------------------
 
-ENVS = {
-    "box": lambda: IdentityEnvBox(ep_length=16),
-    "discrete": lambda: IdentityEnv(dim=3, ep_length=16),
-    "multi_discrete": lambda: IdentityEnvMultiDiscrete(dim=3, ep_length=16),
-    "multi_binary": lambda: IdentityEnvMultiBinary(dim=3, ep_length=16),
-}
 
-
-# Three updates with a learning rate the step-size controller can bring to the target within them
-RUN = {**FAST, "learning_rate": 3e-3}
-
-
-def _learn_and_check_updates(model: KLPPO, n_updates: int) -> _Recorder:
-    """
-    Learn ``n_updates`` updates; none skipped, the policy moved, and the last update's KL of the target's order.
-
-    The rollouts are tiny (32 samples), so the KL of one update is noisy: "of the order" is within a factor 10.
-    """
-    before = [p.detach().clone() for p in model.policy.parameters()]
-    recorder = _learn(model, n_updates * model.n_steps * model.n_envs)
-    assert recorder.series("train/update_skipped") == [0.0] * n_updates
-    assert not all(th.equal(p, q) for p, q in zip(model.policy.parameters(), before, strict=True))
-    kl, target = recorder.series("train/kl")[-1], recorder.series("train/target_kl")[-1]
-    assert target / 10 < kl < 10 * target, recorder.series("train/kl")
-    return recorder
-
-
-@pytest.mark.parametrize("action_space", list(ENVS))
-@pytest.mark.parametrize("kl_estimator", ["auto", "sample"])
-def test_action_spaces(action_space, kl_estimator):
-    model = KLPPO("MlpPolicy", ENVS[action_space](), kl_estimator=kl_estimator, seed=0, **RUN)
-    _learn_and_check_updates(model, 3)
-    observation = model.get_env().reset()
-    action, _ = model.predict(observation, deterministic=True)
-    assert model.get_env().action_space.contains(action[0])
-
-
-def test_dict_observations():
-    model = KLPPO("MultiInputPolicy", SimpleMultiObsEnv(random_start=False), seed=0, **RUN)
-    _learn_and_check_updates(model, 3)
-
-
-class _RewardingImageEnv(FakeImageEnv):
-    """Random images; reward 1 for action 0 (the policy has something to learn)."""
-
-    def step(self, action):
-        obs, _, terminated, truncated, info = super().step(action)
-        return obs, float(action == 0), terminated, truncated, info
-
-
-def test_image_observations():
-    env = _RewardingImageEnv(screen_height=36, screen_width=36, n_channels=1, discrete=True)
-    env.observation_space.seed(0)  # the observations are random draws: make them repeatable
-    model = KLPPO("CnnPolicy", env, seed=0, **{**RUN, "policy_kwargs": dict(features_extractor_kwargs=dict(features_dim=16))})
-    _learn_and_check_updates(model, 3)
-
-
-def test_separate_features_extractors():
-    model = KLPPO(
-        "MlpPolicy",
-        "CartPole-v1",
-        seed=0,
-        n_steps=32,
-        batch_size=16,
-        n_epochs=2,
-        learning_rate=3e-3,
-        policy_kwargs=dict(net_arch=[8], share_features_extractor=False),
-    )
-    _learn_and_check_updates(model, 3)
-
-
-@pytest.mark.parametrize("clip_range", [None, 0.2])
-def test_gsde(clip_range):
-    model = KLPPO("MlpPolicy", "Pendulum-v1", use_sde=True, sde_sample_freq=4, clip_range=clip_range, seed=0, **RUN)
-    _learn_and_check_updates(model, 3)
-
-
-def test_schedules_and_custom_rollout_buffer():
+def test_schedules_and_custom_rollout_buffer(record_logger):
     model = KLPPO(
         "MlpPolicy",
         "Pendulum-v1",
@@ -622,28 +521,33 @@ def test_schedules_and_custom_rollout_buffer():
         seed=0,
         **FAST,
     )
-    recorder = _learn(model, 2 * 32)
+    log = record_logger(model)
+    model.learn(2 * 32)
     # SB3 updates the progress remaining after each rollout: 0.5, then 0
-    assert recorder.series("train/target_kl") == pytest.approx([0.015, 0.01])
-    assert recorder.series("train/clip_range") == pytest.approx([0.2, 0.1])
-    assert recorder.series("train/learning_rate")[0] == pytest.approx(5e-4)  # the multiplier starts at 1
+    assert log.series("train/target_kl") == pytest.approx([0.015, 0.01])
+    assert log.series("train/clip_range") == pytest.approx([0.2, 0.1])
+    assert log.series("train/learning_rate")[0] == pytest.approx(5e-4)  # the multiplier starts at 1
 
 
-def test_same_seed_same_run():
+def test_same_seed_same_run(record_logger):
     # Each model seeds the global generators when it is built: build and train one after the other
     first = KLPPO("MlpPolicy", "CartPole-v1", seed=3, **FAST)
-    first_kls = _learn(first, 64).series("train/kl")
+    first_log = record_logger(first)
+    first.learn(64)
     second = KLPPO("MlpPolicy", "CartPole-v1", seed=3, **FAST)
-    assert _learn(second, 64).series("train/kl") == first_kls
+    second_log = record_logger(second)
+    second.learn(64)
+    assert second_log.series("train/kl") == first_log.series("train/kl")
     assert first.kl_coef == second.kl_coef
 
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not th.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda():
+def test_cuda(record_logger):
     model = KLPPO("MlpPolicy", "Pendulum-v1", device="cuda", seed=0, **FAST)
-    recorder = _learn(model, 2 * 32)
-    assert recorder.series("train/update_skipped") == [0.0, 0.0]
+    log = record_logger(model)
+    model.learn(2 * 32)
+    assert log.series("train/update_skipped") == [0.0, 0.0]
     assert all(p.device.type == "cuda" for p in model._old_policy.parameters())
 
 
@@ -664,15 +568,14 @@ class _AuditedPolicy(ActorCriticPolicy):
 
 
 @pytest.mark.parametrize("kl_estimator", ["exact", "sample"])
-def test_custom_policy_overrides_of_the_public_methods_are_used(kl_estimator, monkeypatch):
+def test_custom_policy_overrides_of_the_public_methods_are_used(kl_estimator, monkeypatch, record_logger):
     model = KLPPO(_AuditedPolicy, "CartPole-v1", kl_estimator=kl_estimator, seed=0, **FAST)
     model.learn(32)
     model.policy.calls.update(evaluate_actions=0, get_distribution=0)
-    recorder = _record(model)
+    log = record_logger(model)
     model.train()
-    model.logger.dump(0)
-    (dump,) = recorder.dumps
-    steps = int(dump["train/n_epochs"]) * 2  # two minibatches of 16 per epoch
+    (n_epochs,) = log.series("train/n_epochs")  # one update
+    steps = int(n_epochs) * 2  # two minibatches of 16 per epoch
     assert model.policy.calls["evaluate_actions"] == steps
     if kl_estimator == "exact":  # the closed form compares the policies' distributions
         assert model.policy.calls["get_distribution"] >= steps

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch as th
 from stable_baselines3.common.distributions import DiagGaussianDistribution
-from stable_baselines3.common.logger import configure
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.utils import LinearSchedule
@@ -24,22 +23,6 @@ def _snapshot(params):
 
 def _unchanged(params, snapshot):
     return all(th.equal(p, s) for p, s in zip(params, snapshot, strict=True))
-
-
-class RecordingLogger:
-    """Collects every value recorded by the model, per key, across dumps."""
-
-    def __init__(self, model):
-        self.values: dict[str, list] = {}
-        logger = configure(None, [])
-        original = logger.record
-
-        def record(key, value, exclude=None):
-            self.values.setdefault(key, []).append(value)
-            original(key, value, exclude)
-
-        logger.record = record  # type: ignore[method-assign]
-        model.set_logger(logger)
 
 
 @pytest.mark.parametrize(
@@ -82,9 +65,9 @@ def test_batch_size_not_fitting_the_rollout_warns(n_steps, batch_size, message):
         NPG("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=32)
 
 
-def test_target_kl_schedule_is_followed():
+def test_target_kl_schedule_is_followed(record_logger):
     model = NPG("MlpPolicy", "CartPole-v1", n_steps=64, target_kl=lambda progress: 0.01 + 0.02 * progress, seed=0)
-    log = RecordingLogger(model)
+    log = record_logger(model)
     model.learn(256)
     targets = log.values["train/target_kl"]
     # SB3 updates the progress remaining after each rollout: 0.75, 0.5, 0.25, 0 at the four updates
@@ -104,12 +87,12 @@ def test_kl_target_rule():
     assert kl_target(as_schedule(0.01), -2.0) == 0.01
 
 
-def test_decaying_target_kl_stays_positive_past_the_end_of_the_run():
+def test_decaying_target_kl_stays_positive_past_the_end_of_the_run(record_logger):
     # lin_0.02 over a run that ends past its budget, then continued past its new one (reset_num_timesteps=False):
     # every update's radius is 1% of the start value, and the step lands on it (no line search: the model's KL)
     schedule = LinearSchedule(start=0.02, end=0.0, end_fraction=1.0)
     model = NPG("MlpPolicy", "Pendulum-v1", n_steps=64, batch_size=64, target_kl=schedule, n_critic_updates=1, seed=0)
-    log = RecordingLogger(model)
+    log = record_logger(model)
     model.learn(100)  # updates at progress 1 - 64/100 = 0.36 and 1 - 128/100 = -0.28
     model.learn(10, reset_num_timesteps=False)  # total 138, one rollout to 192: progress 1 - 192/138 < 0
     assert model._current_progress_remaining < 0
@@ -212,9 +195,9 @@ def test_critic_fit_drops_and_counts_non_finite_minibatches(monkeypatch):
     assert not _unchanged(model.critic_params, critic_before)
 
 
-def test_logged_keys_and_trust_region():
+def test_logged_keys_and_trust_region(record_logger):
     model = NPG("MlpPolicy", "Pendulum-v1", n_steps=256, target_kl=0.01, seed=0)
-    log = RecordingLogger(model)
+    log = record_logger(model)
     model.learn(1024)
     expected = {
         "kl",
@@ -242,10 +225,10 @@ def test_logged_keys_and_trust_region():
     assert "train/line_search_success" not in log.values
 
 
-def test_line_search_keeps_kl_within_target_or_rejects_the_step():
+def test_line_search_keeps_kl_within_target_or_rejects_the_step(record_logger):
     # A large radius makes the full step leave the region where the quadratic model holds
     model = NPG("MlpPolicy", "CartPole-v1", n_steps=256, target_kl=0.05, line_search=True, seed=0)
-    log = RecordingLogger(model)
+    log = record_logger(model)
     model.learn(256 * 4)
     success = log.values["train/line_search_success"]
     kl = np.array(log.values["train/kl"])
@@ -268,9 +251,9 @@ def test_failed_line_search_restores_the_actor(monkeypatch):
 
 
 @pytest.mark.parametrize("fault", ["reward", "gradient", "kl"])
-def test_non_finite_update_is_skipped_and_training_goes_on(monkeypatch, fault):
+def test_non_finite_update_is_skipped_and_training_goes_on(monkeypatch, fault, record_logger):
     model = NPG("MlpPolicy", "Pendulum-v1", n_steps=64, seed=0)
-    log = RecordingLogger(model)
+    log = record_logger(model)
     model.learn(64)
     params_before = _snapshot(model.policy.parameters())
 
@@ -300,9 +283,9 @@ def test_non_finite_update_is_skipped_and_training_goes_on(monkeypatch, fault):
     assert not _unchanged(model.policy.parameters(), params_before)
 
 
-def test_fisher_subsampling_uses_a_subset_for_the_fisher_only():
+def test_fisher_subsampling_uses_a_subset_for_the_fisher_only(record_logger):
     model = NPG("MlpPolicy", "Pendulum-v1", n_steps=256, sub_sampling_factor=4, seed=0)
-    log = RecordingLogger(model)
+    log = record_logger(model)
     model.learn(512)
     assert log.values["train/update_skipped"] == [0.0, 0.0]
     assert np.allclose(log.values["train/predicted_kl"], 0.01, rtol=1e-4)
@@ -318,10 +301,10 @@ def test_custom_policy_class_is_accepted():
 
 
 @pytest.mark.skipif(not pytest.importorskip("gymnasium").envs.registry.get("HalfCheetah-v5"), reason="no HalfCheetah")
-def test_halfcheetah_step_lands_near_target_kl():
+def test_halfcheetah_step_lands_near_target_kl(record_logger):
     pytest.importorskip("mujoco", reason="MuJoCo is not installed (pip install 'sb3-npg[envs]')")
     model = NPG("MlpPolicy", gym.make("HalfCheetah-v5"), n_steps=2048, target_kl=0.01, seed=0)
-    log = RecordingLogger(model)
+    log = record_logger(model)
     model.learn(2048)
     kl = log.values["train/kl"][0]
     assert 0.5 * 0.01 <= kl <= 1.5 * 0.01
@@ -341,11 +324,11 @@ class StudentTPolicy(ActorCriticPolicy):
         super()._build(lr_schedule)
 
 
-def test_learns_with_a_distribution_without_closed_form_metric_or_kl():
+def test_learns_with_a_distribution_without_closed_form_metric_or_kl(record_logger):
     model = NPG(StudentTPolicy, "Pendulum-v1", n_steps=256, target_kl=0.01, policy_kwargs=dict(net_arch=[16]), seed=0)
     rollout_distribution = model.policy.get_distribution(th.zeros(4, 3))
     assert distribution_parameters(rollout_distribution) is None and not has_exact_kl(rollout_distribution)
-    log = RecordingLogger(model)
+    log = record_logger(model)
     before = _snapshot(model.actor_params)
     model.learn(512)
     assert log.values["train/update_skipped"] == [0.0, 0.0]

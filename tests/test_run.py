@@ -1,4 +1,7 @@
-"""Both algorithms run like any SB3 algorithm: spaces, gSDE, VecEnvs, callbacks, progress bar, TensorBoard, devices."""
+"""
+Both algorithms run like any SB3 algorithm: action and observation spaces, gSDE, VecEnvs, callbacks, progress bar,
+TensorBoard, devices.
+"""
 
 import glob
 
@@ -7,21 +10,33 @@ import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
+from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import (
     CheckpointCallback,
     EvalCallback,
     StopTrainingOnRewardThreshold,
 )
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.envs import IdentityEnv, IdentityEnvBox, IdentityEnvMultiBinary, IdentityEnvMultiDiscrete
-from stable_baselines3.common.logger import configure
+from stable_baselines3.common.envs import (
+    FakeImageEnv,
+    IdentityEnv,
+    IdentityEnvBox,
+    IdentityEnvMultiBinary,
+    IdentityEnvMultiDiscrete,
+    SimpleMultiObsEnv,
+)
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecNormalize
+from torch.overrides import TorchFunctionMode
 
 import sb3_npg
+from sb3_npg import KLPPO, NPG
+from sb3_npg.common.parameters import actor_parameters
 
-ALGOS = [sb3_npg.NPG] + ([sb3_npg.KLPPO] if hasattr(sb3_npg, "KLPPO") else [])
+ALGOS = [NPG, KLPPO]
 SMALL = dict(n_steps=64, batch_size=32, policy_kwargs=dict(net_arch=[16]))
 SMALL_DICT = {**SMALL, "policy_kwargs": {}}
+# KLPPO over tiny rollouts, with a learning rate the step-size controller can bring to the target within three updates
+TINY_KLPPO = dict(n_steps=32, batch_size=16, n_epochs=2, learning_rate=3e-3, policy_kwargs=dict(net_arch=[16]))
 
 
 class DictImageEnv(gym.Env):
@@ -71,73 +86,139 @@ def _algo_id(algo):
     return algo.__name__
 
 
-def _learn_and_check_updates(model, total_timesteps):
+class _RewardingImageEnv(FakeImageEnv):
+    """Random images; reward 1 for action 0 (the policy has something to learn)."""
+
+    def step(self, action):
+        obs, _, terminated, truncated, info = super().step(action)
+        return obs, float(action == 0), terminated, truncated, info
+
+
+def _rewarding_image_env():
+    env = _RewardingImageEnv(screen_height=36, screen_width=36, n_channels=1, discrete=True)
+    env.observation_space.seed(0)  # the observations are random draws: make them repeatable
+    return env
+
+
+def _learn_and_check_updates(record_logger, model, n_updates, kl_factor=3.0):
     """
-    Learn, then check that every update was taken, moved the policy, and had a KL near its target.
+    Learn ``n_updates`` updates, then check that every one was taken, moved the actor, and had a KL near its target.
 
-    NPG (no line search) sizes each step so that the quadratic model of its KL is the target: the measured
-    KL must be within a factor 2 of it. KLPPO's controller steers the KL towards the target over updates:
-    the last update's KL must be of the same order (within a factor 3).
+    Every logged KL must be finite and positive. NPG (no line search) sizes each step so that the quadratic model
+    of its KL is the target: the measured KL of every update must be within a factor 2 of it. KLPPO's controller
+    steers the KL towards the target over updates: the last update's KL must be within ``kl_factor`` of it (3; 10
+    over tiny rollouts of 32 samples, whose KL is noisy).
     """
-    values: dict[str, list[float]] = {}
-    logger = configure(None, [])
-    record = logger.record
-
-    def recording(key, value, exclude=None):
-        values.setdefault(key, []).append(value)
-        record(key, value, exclude)
-
-    logger.record = recording
-    model.set_logger(logger)
-    before = [p.detach().clone() for p in model.policy.parameters()]
-    model.learn(total_timesteps)
-    n_updates = total_timesteps // (model.n_steps * model.n_envs)
-    assert values["train/update_skipped"] == [0.0] * n_updates
-    assert not all(th.equal(p, q) for p, q in zip(model.policy.parameters(), before, strict=True))
-    kls, targets = np.array(values["train/kl"]), np.array(values["train/target_kl"])
-    if isinstance(model, sb3_npg.NPG):
-        assert np.allclose(values["train/predicted_kl"], targets, rtol=1e-3)
+    log = record_logger(model)
+    actor = actor_parameters(model.policy)
+    before = [p.detach().clone() for p in actor]
+    model.learn(n_updates * model.n_steps * model.n_envs)
+    assert log.series("train/update_skipped") == [0.0] * n_updates
+    assert not all(th.equal(p, q) for p, q in zip(actor, before, strict=True))
+    kls, targets = np.array(log.series("train/kl")), np.array(log.series("train/target_kl"))
+    assert len(kls) == n_updates and np.all(np.isfinite(kls) & (kls > 0)), kls
+    if isinstance(model, NPG):
+        assert np.allclose(log.series("train/predicted_kl"), targets, rtol=1e-3)
         assert np.all((kls > targets / 2) & (kls < 2 * targets)), kls
     else:
-        assert targets[-1] / 3 < kls[-1] < 3 * targets[-1], kls
-    return values
+        assert targets[-1] / kl_factor < kls[-1] < kl_factor * targets[-1], kls
+    return log
 
 
-@pytest.mark.parametrize("algo", ALGOS, ids=_algo_id)
+# === Spaces ===
+
+ACTION_SPACES = {
+    "discrete": lambda: IdentityEnv(dim=3, ep_length=16),
+    "box": lambda: IdentityEnvBox(ep_length=16),
+    "multidiscrete": lambda: IdentityEnvMultiDiscrete(dim=3, ep_length=16),
+    "multibinary": lambda: IdentityEnvMultiBinary(dim=3, ep_length=16),
+}
+
+
+@pytest.mark.parametrize("space", list(ACTION_SPACES))
 @pytest.mark.parametrize(
-    "env",
-    [IdentityEnv(4), IdentityEnvBox(), IdentityEnvMultiDiscrete(3), IdentityEnvMultiBinary(3)],
-    ids=["discrete", "box", "multidiscrete", "multibinary"],
+    "algo, kwargs, n_updates",
+    [
+        pytest.param(NPG, SMALL, 2, id="NPG"),
+        pytest.param(KLPPO, TINY_KLPPO, 3, id="KLPPO"),
+        pytest.param(KLPPO, {**TINY_KLPPO, "kl_estimator": "sample"}, 3, id="KLPPO-sample_kl"),
+    ],
 )
-def test_action_spaces(algo, env):
-    model = algo("MlpPolicy", env, seed=0, **SMALL)
-    model.learn(128)
-    obs, _ = env.reset(seed=0)
-    action, _ = model.predict(obs, deterministic=True)
-    assert env.action_space.contains(action)
+def test_action_spaces(algo, kwargs, n_updates, space, record_logger):
+    model = algo("MlpPolicy", ACTION_SPACES[space](), seed=0, **kwargs)
+    _learn_and_check_updates(record_logger, model, n_updates, kl_factor=10.0)
+    # The action predicted for each space is SB3's PPO's: its shape and dtype, inside the space
+    env = model.get_env()
+    observation = env.reset()
+    action, _ = model.predict(observation, deterministic=True)
+    reference, _ = PPO("MlpPolicy", env, n_steps=64, seed=0).predict(observation, deterministic=True)
+    assert (action.shape, action.dtype) == (reference.shape, reference.dtype)
+    assert env.action_space.contains(action[0])
 
 
-@pytest.mark.parametrize("algo", ALGOS, ids=_algo_id)
-def test_image_and_dict_observations(algo):
-    _learn_and_check_updates(algo("CnnPolicy", ImageEnv(), seed=0, **{**SMALL, "policy_kwargs": {}}), 64)
-    _learn_and_check_updates(algo("MultiInputPolicy", DictImageEnv(), seed=0, **{**SMALL, "policy_kwargs": {}}), 64)
+@pytest.mark.parametrize(
+    "algo, policy, make_env, kwargs, n_updates, kl_factor",
+    [
+        pytest.param(NPG, "CnnPolicy", ImageEnv, SMALL_DICT, 1, None, id="NPG-image"),
+        pytest.param(NPG, "MultiInputPolicy", DictImageEnv, SMALL_DICT, 1, None, id="NPG-dict"),
+        pytest.param(KLPPO, "CnnPolicy", ImageEnv, SMALL_DICT, 1, 3.0, id="KLPPO-image"),
+        pytest.param(KLPPO, "MultiInputPolicy", DictImageEnv, SMALL_DICT, 1, 3.0, id="KLPPO-dict"),
+        pytest.param(
+            KLPPO,
+            "CnnPolicy",
+            _rewarding_image_env,
+            {**TINY_KLPPO, "policy_kwargs": dict(features_extractor_kwargs=dict(features_dim=16))},
+            3,
+            10.0,
+            id="KLPPO-image-discrete_actions",
+        ),
+        pytest.param(
+            KLPPO,
+            "MultiInputPolicy",
+            lambda: SimpleMultiObsEnv(random_start=False),
+            TINY_KLPPO,
+            3,
+            10.0,
+            id="KLPPO-multi_obs_grid",
+        ),
+    ],
+)
+def test_image_and_dict_observations(algo, policy, make_env, kwargs, n_updates, kl_factor, record_logger):
+    _learn_and_check_updates(record_logger, algo(policy, make_env(), seed=0, **kwargs), n_updates, kl_factor)
 
 
-@pytest.mark.parametrize("algo", ALGOS, ids=_algo_id)
-def test_dict_observations_with_subsampling(algo):
-    if algo is not sb3_npg.NPG:
-        pytest.skip("sub_sampling_factor is an NPG hyperparameter")
+def test_dict_observations_with_subsampling(record_logger):
     # A Fisher of 64 samples for a small network: the step's KL on the whole batch stays near the target.
     # (With a CNN and a Fisher of about 20 samples it can be many times the target: see the README.)
-    model = algo("MultiInputPolicy", DictVectorEnv(), seed=0, sub_sampling_factor=3, n_steps=192, batch_size=64)
-    _learn_and_check_updates(model, 384)
+    model = NPG("MultiInputPolicy", DictVectorEnv(), seed=0, sub_sampling_factor=3, n_steps=192, batch_size=64)
+    _learn_and_check_updates(record_logger, model, 2)
 
 
-@pytest.mark.parametrize("algo", ALGOS, ids=_algo_id)
-@pytest.mark.parametrize("sde_kwargs", [dict(), dict(full_std=False, squash_output=True)], ids=["full_std", "squashed"])
-def test_gsde(algo, sde_kwargs):
-    model = algo("MlpPolicy", "Pendulum-v1", use_sde=True, sde_sample_freq=4, seed=0, **{**SMALL, "policy_kwargs": sde_kwargs})
-    _learn_and_check_updates(model, 128)
+def test_separate_features_extractors(record_logger):
+    kwargs = dict(n_steps=32, batch_size=16, n_epochs=2, learning_rate=3e-3)
+    model = KLPPO(
+        "MlpPolicy", "CartPole-v1", seed=0, policy_kwargs=dict(net_arch=[8], share_features_extractor=False), **kwargs
+    )
+    _learn_and_check_updates(record_logger, model, 3, kl_factor=10.0)
+
+
+@pytest.mark.parametrize(
+    "algo, kwargs, n_updates, kl_factor",
+    [
+        pytest.param(NPG, {**SMALL, "policy_kwargs": {}}, 2, None, id="NPG-full_std"),
+        pytest.param(NPG, {**SMALL, "policy_kwargs": dict(full_std=False, squash_output=True)}, 2, None, id="NPG-squashed"),
+        pytest.param(KLPPO, {**SMALL, "policy_kwargs": {}}, 2, 3.0, id="KLPPO-full_std"),
+        pytest.param(KLPPO, {**SMALL, "policy_kwargs": dict(full_std=False, squash_output=True)}, 2, 3.0, id="KLPPO-squashed"),
+        pytest.param(KLPPO, TINY_KLPPO, 3, 10.0, id="KLPPO-tiny"),
+        pytest.param(KLPPO, {**TINY_KLPPO, "clip_range": 0.2}, 3, 10.0, id="KLPPO-tiny-clipped"),
+    ],
+)
+def test_gsde(algo, kwargs, n_updates, kl_factor, record_logger):
+    model = algo("MlpPolicy", "Pendulum-v1", use_sde=True, sde_sample_freq=4, seed=0, **kwargs)
+    _learn_and_check_updates(record_logger, model, n_updates, kl_factor)
+
+
+# === VecEnvs, callbacks, logging ===
 
 
 @pytest.mark.parametrize("algo", ALGOS, ids=_algo_id)
@@ -174,7 +255,7 @@ def _tensorboard_keys(log_dir):
 
 
 def test_tensorboard_holds_npg_keys(tmp_path):
-    model = sb3_npg.NPG("MlpPolicy", "Pendulum-v1", tensorboard_log=str(tmp_path), seed=0, **SMALL)
+    model = NPG("MlpPolicy", "Pendulum-v1", tensorboard_log=str(tmp_path), seed=0, **SMALL)
     model.learn(128)
     keys = _tensorboard_keys(tmp_path)
     expected = [
@@ -196,16 +277,57 @@ def test_tensorboard_holds_npg_keys(tmp_path):
 
 
 def test_tensorboard_line_search_key(tmp_path):
-    model = sb3_npg.NPG("MlpPolicy", "CartPole-v1", line_search=True, tensorboard_log=str(tmp_path), seed=0, **SMALL)
+    model = NPG("MlpPolicy", "CartPole-v1", line_search=True, tensorboard_log=str(tmp_path), seed=0, **SMALL)
     model.learn(128)  # the second rollout dumps the first update's keys
     assert "train/line_search_success" in _tensorboard_keys(tmp_path)
 
 
-@pytest.mark.parametrize("algo", ALGOS, ids=_algo_id)
-def test_cpu_device_keeps_everything_on_cpu(algo):
-    model = algo("MlpPolicy", "CartPole-v1", device="cpu", seed=0, **SMALL)
-    model.learn(64)
-    assert all(p.device.type == "cpu" for p in model.policy.parameters())
+# === Devices ===
+
+
+class _TensorDevices(TorchFunctionMode):
+    """Records the device of every tensor that a torch function returns, with the function's name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: dict[str, set[str]] = {}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        for value in result if isinstance(result, tuple | list) else (result,):
+            if isinstance(value, th.Tensor):
+                self.seen.setdefault(str(value.device), set()).add(getattr(func, "__name__", repr(func)))
+        return result
+
+
+@pytest.mark.parametrize(
+    "algo, policy, kwargs",
+    [
+        pytest.param(NPG, "MlpPolicy", {}, id="NPG"),
+        pytest.param(
+            NPG,
+            "MlpPolicy",
+            dict(critic_solver="trust_region", line_search=True, sub_sampling_factor=2),
+            id="NPG-trust_region_critic-line_search",
+        ),
+        pytest.param(KLPPO, "MlpPolicy", dict(clip_range=0.2, clip_range_vf=0.5), id="KLPPO"),
+        pytest.param(sb3_npg.RecurrentNPG, "MlpLstmPolicy", dict(critic_solver="trust_region"), id="RecurrentNPG"),
+        pytest.param(sb3_npg.RecurrentKLPPO, "MlpLstmPolicy", {}, id="RecurrentKLPPO"),
+    ],
+)
+def test_update_creates_every_tensor_on_the_policys_device(algo, policy, kwargs):
+    """
+    The update (the gradient, the Fisher-vector products and the CG solve, the line search, the critic's fit, the
+    KL) creates every tensor on the policy's device: with torch's default device set to ``meta`` during
+    ``train()``, a tensor created without naming its device would land there (on CUDA it would be a host tensor).
+    """
+    model = algo(policy, "Pendulum-v1", n_steps=64, batch_size=32, device="cpu", seed=0, **kwargs)
+    model.learn(64)  # fills the buffer (and the optimizer's state)
+    devices = _TensorDevices()
+    with th.device("meta"), devices:
+        model.train()
+    assert set(devices.seen) == {"cpu"}, devices.seen
+    assert model.logger.name_to_value["train/update_skipped"] == 0.0
 
 
 @pytest.mark.cuda

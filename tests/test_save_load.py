@@ -16,7 +16,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 import sb3_npg
 
-ALGOS = [sb3_npg.NPG] + ([sb3_npg.KLPPO] if hasattr(sb3_npg, "KLPPO") else [])
+ALGOS = [sb3_npg.NPG, sb3_npg.KLPPO]
 SMALL = dict(n_steps=64, batch_size=32, policy_kwargs=dict(net_arch=[16]))
 
 

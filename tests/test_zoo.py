@@ -1,6 +1,10 @@
-"""The rl-baselines3-zoo plug-in: registry, Optuna samplers/converters, and every shipped hyperparameter entry."""
+"""
+The rl-baselines3-zoo plug-in: the table of algorithms, the registry, the experiment manager, the Optuna
+samplers/converters, every shipped hyperparameter entry, and the zoo, Optuna and SB3 left untouched.
+"""
 
 import argparse
+import ast
 import importlib.util
 import re
 from pathlib import Path
@@ -10,7 +14,9 @@ import pytest
 import yaml
 from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize, is_vecenv_wrapped
 
+import sb3_npg
 from sb3_npg import KLPPO, NPG
+from sb3_npg.zoo.algos import ALGOS as ALGO_TABLE
 from sb3_npg.zoo.config import (
     HYPERPARAMS_DIR,
     algorithm_class,
@@ -23,7 +29,7 @@ from sb3_npg.zoo.config import (
     wrapper_from_hyperparams,
 )
 
-ALGOS = ["npg", "klppo"]
+ALGOS = [name for name, spec in ALGO_TABLE.items() if not spec.recurrent]
 REQUIRED_ENTRIES = [
     "CartPole-v1",
     "Acrobot-v1",
@@ -43,7 +49,7 @@ REQUIRED_ENTRIES = [
     "atari",
 ]
 # The recurrent algorithms (zoo names as RecurrentPPO's ``ppo_lstm``) and the velocity-masked environments they cover
-RECURRENT_ALGOS = ["npg_lstm", "klppo_lstm"]
+RECURRENT_ALGOS = [name for name, spec in ALGO_TABLE.items() if spec.recurrent]
 RECURRENT_REQUIRED_ENTRIES = ["CartPoleNoVel-v1", "PendulumNoVel-v1", "MountainCarContinuousNoVel-v0", "LunarLanderNoVel-v3"]
 # The game that stands for the ``atari`` entry
 ATARI_GAME = "PongNoFrameskip-v4"
@@ -71,6 +77,30 @@ def shipped_entries() -> list[tuple[str, str]]:
 ENTRIES = shipped_entries()
 
 
+def test_table():
+    # The one table of algorithms: every row has its file, its class and a sampler family
+    from sb3_npg.zoo.config import RECURRENT_ALGOS, hyperparams_path
+
+    assert ALGOS == ["npg", "klppo"] and RECURRENT_ALGOS == ("npg_lstm", "klppo_lstm")
+    assert list(ALGO_TABLE) == [*ALGOS, *RECURRENT_ALGOS]
+    for name, spec in ALGO_TABLE.items():
+        assert spec.name == name and spec.hyperparams_file == hyperparams_path(name) and spec.hyperparams_file.is_file()
+        if spec.recurrent and importlib.util.find_spec("sb3_contrib") is None:
+            continue
+        assert spec.load() is algorithm_class(name) and spec.load() is getattr(sb3_npg, spec.class_path.split(":")[1])
+    pytest.importorskip("optuna")
+    from sb3_npg.zoo.hyperparams_opt import FAMILIES, HYPERPARAMS_CONVERTER, SEARCH_SPACES, family
+
+    assert {spec.search_space for spec in ALGO_TABLE.values()} == set(FAMILIES)
+    for name, spec in ALGO_TABLE.items():  # the by-algorithm mappings are the table's families
+        assert family(name) is FAMILIES[spec.search_space]
+        assert HYPERPARAMS_CONVERTER[name] is family(name).convert
+        for space, samplers in SEARCH_SPACES.items():
+            assert samplers[name] is family(name).sampler(space)
+    with pytest.raises(ValueError, match="search_space must be one of full, update"):
+        family("npg").sampler("all")
+
+
 def test_register():
     pytest.importorskip("rl_zoo3")
     import rl_zoo3
@@ -79,8 +109,10 @@ def test_register():
     from sb3_npg.zoo.hyperparams_opt import convert_klppo_params, convert_npg_params, sample_klppo_params, sample_npg_params
     from sb3_npg.zoo.registry import register
 
+    algos, samplers = rl_zoo3.ALGOS, rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER
     registered = register()
     assert register() == registered  # idempotent
+    assert rl_zoo3.ALGOS is algos and rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER is samplers  # the same dicts
     assert rl_zoo3.ALGOS["npg"] is NPG
     assert rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER["npg"] is sample_npg_params
     assert rl_zoo3.hyperparams_opt.HYPERPARAMS_CONVERTER["npg"] is convert_npg_params
@@ -90,16 +122,14 @@ def test_register():
     assert rl_zoo3.ALGOS["klppo"] is KLPPO
 
 
-def test_register_teaches_the_zoo_target_kl_schedules():
+def test_experiment_manager_knows_target_kl_schedules(tmp_path):
+    # The subclass turns lin_<x> strings of target_kl into schedules; the zoo's own class is left as it is
     pytest.importorskip("rl_zoo3")
     from rl_zoo3.exp_manager import ExperimentManager
 
-    from sb3_npg.zoo.registry import register
+    from sb3_npg.zoo.exp_manager import NPGExperimentManager
 
-    register()
-    register()  # extended once, not twice
-    preprocess = ExperimentManager._preprocess_schedules
-    assert getattr(preprocess, "sb3_npg_schedules", False)
+    preprocess = NPGExperimentManager._preprocess_schedules
     hyperparams = preprocess({"target_kl": "lin_0.1", "learning_rate": "lin_1e-3", "n_steps": 8})
     assert callable(hyperparams["target_kl"]) and callable(hyperparams["learning_rate"])
     assert hyperparams["target_kl"](1.0) == pytest.approx(0.1)
@@ -108,20 +138,131 @@ def test_register_teaches_the_zoo_target_kl_schedules():
     assert preprocess({"target_kl": 0.02})["target_kl"] == 0.02  # numbers are left alone
     with pytest.raises(ValueError, match="target_kl"):
         preprocess({"target_kl": "lin_fast"})
+    assert ExperimentManager._preprocess_schedules({"target_kl": "lin_0.1"})["target_kl"] == "lin_0.1"
+    # An instance uses it: KLPPO's Pendulum entry decays its target
+    manager = NPGExperimentManager(
+        argparse.Namespace(), "klppo", "Pendulum-v1", str(tmp_path), eval_freq=-1, device="cpu", verbose=0
+    )
+    assert load_hyperparams("klppo", "Pendulum-v1")["target_kl"] == "lin_0.15"
+    hyperparams, _, _, _ = manager._preprocess_hyperparams(manager.read_hyperparameters()[0])
+    assert hyperparams["target_kl"](0.5) == pytest.approx(0.075)
+
+
+# The dependencies this package extends by subclassing and by passing arguments, never by assigning to them
+DEPENDENCIES = ("rl_zoo3", "optuna", "stable_baselines3")
+
+
+def _imported_from_dependencies(tree: ast.Module) -> set[str]:
+    """The names a module binds to a dependency or to something imported from one."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] in DEPENDENCIES:
+                    names.add(alias.asname or alias.name.split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in DEPENDENCIES:
+            names.update(alias.asname or alias.name for alias in node.names)
+    return names
+
+
+def _root(node: ast.expr) -> str | None:
+    """The name an expression such as ``a.b[c].d`` starts from."""
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _targets(node: ast.AST) -> list[ast.expr]:
+    """What an assignment, augmented assignment or ``del`` writes to, tuples unpacked."""
+    if isinstance(node, (ast.Assign, ast.Delete)):
+        targets = list(node.targets)
+    elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+        targets = [node.target]
+    else:
+        return []
+    unpacked: list[ast.expr] = []
+    while targets:
+        target = targets.pop()
+        if isinstance(target, (ast.Tuple, ast.List)):
+            targets.extend(target.elts)
+        elif isinstance(target, ast.Starred):
+            targets.append(target.value)
+        else:
+            unpacked.append(target)
+    return unpacked
+
+
+def _sets_an_attribute_of(node: ast.AST, bound: set[str]) -> bool:
+    """Whether a node calls setattr() or delattr() on a name bound to a dependency (``setattr(optuna, ...)``)."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("setattr", "delattr")):
+        return False
+    return bool(node.args) and _root(node.args[0]) in bound
+
+
+def test_package_assigns_nothing_to_the_zoo_optuna_or_sb3():
+    # No attribute of rl_zoo3, Optuna or SB3 (their modules, classes, functions) is assigned, deleted, or set with
+    # setattr() anywhere in the package, and no module uses unittest.mock. Dictionaries' contents (the zoo's
+    # registries) may be added to: no attribute is written then.
+    package = Path(sb3_npg.__file__).parent
+    offences = []
+    for path in sorted(package.rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        bound = _imported_from_dependencies(tree)
+        where = path.relative_to(package.parent)
+        for node in ast.walk(tree):
+            for target in _targets(node):
+                if isinstance(target, ast.Attribute) and _root(target) in bound:
+                    offences.append(f"{where}:{target.lineno}: assigns {ast.unparse(target)}")
+            if _sets_an_attribute_of(node, bound):
+                offences.append(f"{where}:{node.lineno}: {ast.unparse(node)}")
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                if any(module.split(".")[0] == "unittest" for module in modules):
+                    offences.append(f"{where}:{node.lineno}: imports unittest")
+    assert not offences, "\n".join(offences)
+
+
+def test_the_zoo_is_left_untouched(tmp_path, monkeypatch):
+    # After a run of -optimize and a re-training in this process, the zoo's class, its train() and Optuna's
+    # functions are their own
+    optuna = pytest.importorskip("optuna")
+    pytest.importorskip("rl_zoo3")
+    import rl_zoo3.exp_manager
+    import rl_zoo3.train
+    from rl_zoo3.exp_manager import ExperimentManager
+
+    from sb3_npg.zoo.cli import main
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    args = ["train", "--algo", "npg", "--env", "CartPole-v1", "-n", "64", "-f", str(tmp_path / "logs"), "--seed", "0"]
+    args += ["-params", "n_steps:32", "batch_size:64", "n_critic_updates:1", "--storage", storage, "--study-name", "s"]
+    monkeypatch.setattr("sys.argv", ["sb3-npg"])
+    main([*args, "-optimize", "--n-trials", "1", "--search-space", "update", "--pruner", "none", "--no-optim-plots"])
+    main([*args, "--trial-id", "0"])
+    assert list((tmp_path / "logs" / "npg").glob("CartPole-v1_*/CartPole-v1.zip"))  # it re-trained trial 0
+    for name, value in vars(ExperimentManager).items():
+        function = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
+        if callable(function):
+            assert function.__module__ == "rl_zoo3.exp_manager", name
+            assert function.__qualname__ == f"ExperimentManager.{name}", name
+    assert rl_zoo3.train.ExperimentManager is ExperimentManager
+    assert rl_zoo3.exp_manager.MaxTrialsCallback is optuna.study.MaxTrialsCallback
+    assert optuna.create_study is optuna.study.create_study and optuna.load_study is optuna.study.load_study
+    assert optuna.create_study.__module__ == optuna.load_study.__module__ == "optuna.study.study"
 
 
 @pytest.mark.parametrize("algo", ALGOS)
 def test_sampler_gives_valid_kwargs(algo):
     optuna = pytest.importorskip("optuna")
-    from sb3_npg.zoo.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
+    from sb3_npg.zoo.hyperparams_opt import family
 
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize")
     for index in range(4):
         trial = study.ask()
         env_id = ["CartPole-v1", "Pendulum-v1"][index % 2]
-        kwargs = HYPERPARAMS_SAMPLER[algo](trial, 1, 2, {})
+        kwargs = family(algo).full(trial, 1, 2, {})
         # The converter rebuilds the same arguments from what the study stores
-        assert HYPERPARAMS_CONVERTER[algo](trial.params) == kwargs
+        assert family(algo).convert(trial.params) == kwargs
         assert "worker" in trial.user_attrs
         model = algorithm_class(algo)("MlpPolicy", env_id, device="cpu", **kwargs)
         assert model.n_steps == kwargs["n_steps"]
@@ -155,18 +296,18 @@ def test_update_space_draws_the_update_alone(algo):
     # The update space draws a subset of the full space's parameters, with the same bounds, and nothing of the
     # rollout, discounting or network; the one converter reads trials of both spaces
     optuna = pytest.importorskip("optuna")
-    from sb3_npg.zoo.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER, SEARCH_SPACES, UPDATE_SAMPLER
+    from sb3_npg.zoo.hyperparams_opt import HYPERPARAMS_SAMPLER, SEARCH_SPACES, UPDATE_SAMPLER, family
     from sb3_npg.zoo.tuning import SEARCH_SPACE_NAMES
 
     assert tuple(SEARCH_SPACES) == SEARCH_SPACE_NAMES
-    assert set(UPDATE_SAMPLER) == set(HYPERPARAMS_SAMPLER)
+    assert set(UPDATE_SAMPLER) == set(HYPERPARAMS_SAMPLER) == set(ALGO_TABLE)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize")
     full = study.ask()
-    HYPERPARAMS_SAMPLER[algo](full, 6, 1, {})
+    family(algo).sampler("full")(full, 6, 1, {})
     for _ in range(6):
         trial = study.ask()
-        kwargs = UPDATE_SAMPLER[algo](trial, 6, 1, {})
-        assert HYPERPARAMS_CONVERTER[algo](trial.params) == kwargs
+        kwargs = family(algo).sampler("update")(trial, 6, 1, {})
+        assert family(algo).convert(trial.params) == kwargs
         assert "worker" in trial.user_attrs
         assert not {"n_steps", "batch_size", "gamma", "gae_lambda", "policy_kwargs", "ent_coef"} & set(kwargs)
         assert "target_kl" in kwargs
@@ -181,12 +322,12 @@ def test_update_space_draws_the_update_alone(algo):
 @pytest.mark.parametrize("algo", ALGOS)
 def test_converter_rejects_unknown_choice(algo):
     pytest.importorskip("optuna")
-    from sb3_npg.zoo.hyperparams_opt import HYPERPARAMS_CONVERTER
+    from sb3_npg.zoo.hyperparams_opt import family
 
     params = dict(n_steps_pow=8, batch_size_pow=6, one_minus_gamma=0.01, one_minus_gae_lambda=0.05, net_arch="huge")
     params.update(activation_fn="tanh", learning_rate=1e-3, target_kl=0.01)
     with pytest.raises(ValueError, match="net_arch"):
-        HYPERPARAMS_CONVERTER[algo](params)
+        family(algo).convert(params)
 
 
 @pytest.mark.parametrize("algo", [*ALGOS, *RECURRENT_ALGOS])
@@ -231,17 +372,16 @@ def test_entry_builds_model(algo, env_id, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("algo, env_id", ENTRIES, ids=[f"{a}-{e}" for a, e in ENTRIES])
 def test_entry_builds_model_through_the_zoo(algo, env_id, tmp_path, monkeypatch):
-    # The zoo's ExperimentManager reads the entry, builds the env and the model, and saves config.yml
+    # The zoo's ExperimentManager, as sb3-npg train subclasses it, reads the entry, builds the env and the model,
+    # and saves config.yml
     monkeypatch.chdir(tmp_path)
     require_env(env_id)
     pytest.importorskip("rl_zoo3")
-    from rl_zoo3.exp_manager import ExperimentManager
+    from sb3_npg.zoo.exp_manager import NPGExperimentManager
+    from sb3_npg.zoo.registry import default_conf_file
 
-    from sb3_npg.zoo.registry import default_conf_file, register
-
-    register()
     game = ATARI_GAME if env_id == "atari" else env_id
-    manager = ExperimentManager(
+    manager = NPGExperimentManager(
         argparse.Namespace(), algo, game, str(tmp_path), eval_freq=-1, device="cpu", config=default_conf_file(algo), verbose=0
     )
     model, saved = manager.setup_experiment()
@@ -304,33 +444,47 @@ def test_config_errors():
 
 
 def test_zoo_reloads_a_trial_with_the_converter(tmp_path):
-    # `sb3-npg train ... --storage URL --study-name S --trial-id N` re-trains trial N: the zoo converts its raw parameters
+    # `sb3-npg train ... --storage URL --study-name S --trial-id N` re-trains trial N, trial 0 included: the
+    # experiment manager converts its raw parameters, and -params still wins over them
     optuna = pytest.importorskip("optuna")
     pytest.importorskip("rl_zoo3")
-    from rl_zoo3.exp_manager import ExperimentManager
-
+    from sb3_npg.zoo.exp_manager import NPGExperimentManager
     from sb3_npg.zoo.hyperparams_opt import sample_npg_params
-    from sb3_npg.zoo.registry import default_conf_file, register
+    from sb3_npg.zoo.registry import default_conf_file
+    from sb3_npg.zoo.tuning import TuningError
 
-    register()
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(storage=storage, study_name="npg", sampler=optuna.samplers.RandomSampler(seed=1))
     sampled = []
-    for _ in range(2):  # the zoo cannot reload trial 0 (it tests ``if trial_id``), so use trial 1
+    for _ in range(2):
         trial = study.ask()
         sampled.append(sample_npg_params(trial, 1, 2, {}))
         study.tell(trial, 1.0)
-    manager = ExperimentManager(
-        argparse.Namespace(),
-        "npg",
-        "CartPole-v1",
-        str(tmp_path),
-        storage=storage,
-        study_name="npg",
-        trial_id=1,
-        config=default_conf_file("npg"),
-        verbose=0,
-    )
-    hyperparams, _ = manager.read_hyperparameters()
-    for key, value in sampled[1].items():
-        assert hyperparams[key] == value, key
+
+    def manager(trial_id, hyperparams=None, study_name="npg"):
+        return NPGExperimentManager(
+            argparse.Namespace(),
+            "npg",
+            "CartPole-v1",
+            str(tmp_path),
+            hyperparams=hyperparams,
+            storage=storage,
+            study_name=study_name,
+            trial_id=trial_id,
+            config=default_conf_file("npg"),
+            verbose=0,
+        )
+
+    for trial_id in (0, 1):
+        hyperparams, saved = manager(trial_id).read_hyperparameters()
+        for key, value in sampled[trial_id].items():
+            assert hyperparams[key] == value and saved[key] == value, key
+    reader = manager(0, hyperparams={"target_kl": 0.5})
+    hyperparams, _ = reader.read_hyperparameters()
+    assert hyperparams["target_kl"] == 0.5 and hyperparams["n_steps"] == sampled[0]["n_steps"]
+    assert reader.trial_id == 0 and reader.custom_hyperparams == {"target_kl": 0.5}  # as they were
+    assert manager(None).read_hyperparameters()[0]["n_steps"] == load_hyperparams("npg", "CartPole-v1")["n_steps"]
+    with pytest.raises(TuningError, match="--trial-id must be 0 to 1"):
+        manager(2).read_hyperparameters()
+    with pytest.raises(TuningError, match="there is no study 'nope'"):
+        manager(0, study_name="nope").read_hyperparameters()

@@ -10,6 +10,9 @@ What the algorithms of sb3-npg share, a module per theme.
 - The model: :mod:`~sb3_npg.common.policies` (feed-forward policies), :mod:`~sb3_npg.common.recurrent_policies`
   (LSTM policies), :mod:`~sb3_npg.common.parameters` (flat vectors, the actor's parameters),
   :mod:`~sb3_npg.common.recurrent` (the recurrent algorithms' rollouts).
+- The algorithms' base: :mod:`~sb3_npg.common.on_policy` (:class:`~sb3_npg.common.on_policy.KLOnPolicyAlgorithm`, the
+  SB3 on-policy algorithm that NPG and KLPPO derive from: the arguments they share, their schedules, the rollout
+  batch hooks, ``learn()``, and the parameters' descriptions of the classes' docstrings).
 - The algorithms' plumbing: :mod:`~sb3_npg.common.schedules`, :mod:`~sb3_npg.common.threads` and
   :mod:`~sb3_npg.common.checks` (argument checks, skipped updates).
 

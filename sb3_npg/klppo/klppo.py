@@ -1,26 +1,74 @@
+"""
+KLPPO: PPO with an adaptive KL penalty (PPO-Penalty), and controllers of the penalty and of the step size.
+
+:class:`KLPPO` holds the update: ``train()`` runs the epochs of minibatch Adam on the penalised loss
+(``_run_epochs``, ``minibatch_loss``), measures the KL of the whole rollout (``_rollout_kl``), lets the controller
+adapt beta and the step size (``_adapt``; the rules are in :mod:`sb3_npg.klppo.controllers`) or restores an abandoned
+update, and logs (``_log_update``). What every algorithm shares (argument checks, schedules, ``learn()``) is in
+:class:`~sb3_npg.common.on_policy.KLOnPolicyAlgorithm`. The loss reads the policy through hooks
+(``_evaluate_actions``, ``_old_distribution``, ``_new_distribution``) that the recurrent version
+(:class:`~sb3_npg.RecurrentKLPPO`) overrides.
+"""
+
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple, TypeVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch as th
-from gymnasium import spaces
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.distributions import Distribution
-from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
-from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, RolloutBufferSamples, Schedule
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.type_aliases import GymEnv, RolloutBufferSamples, Schedule
 from stable_baselines3.common.utils import explained_variance
 
-from sb3_npg.common.batches import normalize_advantages, policy_actions, weighted_mean
-from sb3_npg.common.checks import check_float, check_float_or_schedule, check_int, check_rollout_size, report_skipped_update
+from sb3_npg.common.batches import normalize_advantages, weighted_mean
+from sb3_npg.common.checks import check_float, check_float_or_schedule, check_int, report_skipped_update
 from sb3_npg.common.kl import KL_ESTIMATORS, exact_kl, policy_kl, sample_kl, uses_closed_form_kl
+from sb3_npg.common.on_policy import KL_TARGET, KLOnPolicyAlgorithm, arguments_of, document_parameters
 from sb3_npg.common.parameters import split_actor_critic
 from sb3_npg.common.schedules import as_schedule, kl_target
-from sb3_npg.common.threads import check_update_threads, with_update_threads
+from sb3_npg.common.threads import with_update_threads
 from sb3_npg.klppo.controllers import KL_ADAPTATIONS, next_kl_coef, tracking_lr_multiplier
-from sb3_npg.klppo.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
 
-SelfKLPPO = TypeVar("SelfKLPPO", bound="KLPPO")
+# KLPPO's parameters, described (the others as in ``sb3_npg.common.on_policy.PARAMETERS``)
+PARAMETERS: dict[str, str] = {
+    "learning_rate": (
+        "The learning rate, it can be a function of the current progress remaining (from 1 to 0). With "
+        '``kl_adaptation="tracking"`` the actor\'s parameters use it times ``lr_multiplier``'
+    ),
+    "n_epochs": "Number of epochs over the rollout buffer per update",
+    "clip_range": (
+        "Clipping parameter of the probability ratio, added on top of the penalty; it can be a function of the "
+        "current progress remaining (from 1 to 0). ``None`` (default): no clipping"
+    ),
+    "clip_range_vf": (
+        "Clipping parameter for the value function, it can be a function of the current progress remaining (from 1 "
+        "to 0). ``None`` (default): no clipping. It depends on the reward scaling"
+    ),
+    "normalize_advantage": "Whether to normalize the advantages of each minibatch",
+    "target_kl": "The penalty's target ``d_targ``: " + KL_TARGET,
+    "kl_coef": "Initial KL-penalty coefficient beta (``model.kl_coef`` holds the current one)",
+    "kl_adaptation": (
+        'How beta (and the step size) adapt between updates: ``"tracking"``, ``"adaptive"``, ``"dual"`` or '
+        '``"fixed"`` (see above)'
+    ),
+    "kl_coef_min": 'Lower bound of beta under the ``"tracking"``, ``"adaptive"`` and ``"dual"`` rules',
+    "kl_coef_max": 'Upper bound of beta under the ``"tracking"``, ``"adaptive"`` and ``"dual"`` rules',
+    "kl_dual_lr": 'Step size of the ``"dual"`` rule',
+    "kl_early_stop": (
+        "Stop the epochs once the KL of a minibatch exceeds this multiple of ``target_kl``; ``None``: never stop early"
+    ),
+    "kl_estimator": (
+        '``"auto"`` (closed form where SB3\'s distribution has one, else the sample estimator), ``"exact"`` or '
+        '``"sample"`` (``(r - 1) - log r``)'
+    ),
+    "kl_lr_gain": (
+        'Exponent of ``progress * target / kl`` in the ``"tracking"`` step-size rule (0.5: the one-step correction; '
+        "0: no step-size control)"
+    ),
+    "kl_lr_min": 'Lower bound of the ``"tracking"`` learning-rate multiplier (a multiple of ``learning_rate``)',
+    "kl_lr_max": 'Upper bound of the ``"tracking"`` learning-rate multiplier (a multiple of ``learning_rate``)',
+}
 
 
 class _MinibatchLoss(NamedTuple):
@@ -55,7 +103,8 @@ class _EpochsResult:
     skipped: str | None = None  # reason the update was abandoned, None when it was kept
 
 
-class KLPPO(OnPolicyAlgorithm):
+@document_parameters(PARAMETERS)
+class KLPPO(KLOnPolicyAlgorithm):
     """
     Proximal Policy Optimization with an adaptive KL penalty (PPO-Penalty).
 
@@ -102,72 +151,10 @@ class KLPPO(OnPolicyAlgorithm):
     ``update_skipped``, ``n_updates``.
 
     Paper: https://arxiv.org/abs/1707.06347 (section 4, "Adaptive KL Penalty Coefficient")
-
-    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy)
-    :param env: The environment to learn from (if registered in Gym, can be str)
-    :param learning_rate: The learning rate, it can be a function of the current progress remaining
-        (from 1 to 0). With ``kl_adaptation="tracking"`` the actor's parameters use it times ``lr_multiplier``
-    :param n_steps: The number of steps to run for each environment per update
-        (the rollout buffer holds ``n_steps * n_envs`` transitions, which must be at least 2
-        when advantages are normalized)
-    :param batch_size: Minibatch size
-    :param n_epochs: Number of epochs over the rollout buffer per update
-    :param gamma: Discount factor
-    :param gae_lambda: Factor for trade-off of bias vs variance for Generalized Advantage Estimator
-    :param clip_range: Clipping parameter of the probability ratio, added on top of the penalty; it can be
-        a function of the current progress remaining (from 1 to 0). ``None`` (default): no clipping
-    :param clip_range_vf: Clipping parameter for the value function, it can be a function of the current
-        progress remaining (from 1 to 0). ``None`` (default): no clipping. It depends on the reward scaling
-    :param normalize_advantage: Whether to normalize the advantages of each minibatch
-    :param ent_coef: Entropy coefficient for the loss calculation
-    :param vf_coef: Value function coefficient for the loss calculation
-    :param max_grad_norm: The maximum value for the gradient clipping
-    :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
-        instead of action noise exploration (default: False)
-    :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE
-        Default: -1 (only sample at the beginning of the rollout)
-    :param rollout_buffer_class: Rollout buffer class to use. If ``None``, it will be automatically selected.
-    :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
-    :param target_kl: The penalty's target ``d_targ``: the KL ``KL(pi_old || pi_new)``, summed over action
-        dimensions and averaged over states, that one update aims at. It can be a function of the current
-        progress remaining (from 1 to 0); past the end of the run it keeps its value at 0, and it is never
-        below 1% of its value at 1 (see :func:`~sb3_npg.common.schedules.kl_target`)
-    :param kl_coef: Initial KL-penalty coefficient beta (``model.kl_coef`` holds the current one)
-    :param kl_adaptation: How beta (and the step size) adapt between updates: ``"tracking"``, ``"adaptive"``,
-        ``"dual"`` or ``"fixed"`` (see above)
-    :param kl_coef_min: Lower bound of beta under the ``"tracking"``, ``"adaptive"`` and ``"dual"`` rules
-    :param kl_coef_max: Upper bound of beta under the ``"tracking"``, ``"adaptive"`` and ``"dual"`` rules
-    :param kl_dual_lr: Step size of the ``"dual"`` rule
-    :param kl_early_stop: Stop the epochs once the KL of a minibatch exceeds this multiple of ``target_kl``;
-        ``None``: never stop early
-    :param kl_estimator: ``"auto"`` (closed form where SB3's distribution has one, else the sample estimator),
-        ``"exact"`` or ``"sample"`` (``(r - 1) - log r``)
-    :param kl_lr_gain: Exponent of ``progress * target / kl`` in the ``"tracking"`` step-size rule
-        (0.5: the one-step correction; 0: no step-size control)
-    :param kl_lr_min: Lower bound of the ``"tracking"`` learning-rate multiplier (a multiple of ``learning_rate``)
-    :param kl_lr_max: Upper bound of the ``"tracking"`` learning-rate multiplier (a multiple of ``learning_rate``)
-    :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
-        the reported success rate, mean episode length, and mean reward over
-    :param update_threads: torch's CPU threads during ``train()``, the update; torch's setting is restored when
-        it returns, so that rollouts, callbacks and the rest of the process keep theirs. ``"auto"`` (default):
-        one thread for a policy of at most 100,000 parameters on the CPU (the operations of a small network are
-        too small to share: on a busy 2-core machine its update ran 9 to 50 times slower on torch's default of
-        two threads), torch's setting otherwise; ``n >= 1``: ``n`` threads; ``0``: torch's setting
-    :param tensorboard_log: the log location for tensorboard (if None, no logging)
-    :param policy_kwargs: additional arguments to be passed to the policy on creation
-    :param verbose: Verbosity level: 0 for no output, 1 for info messages (such as device or wrappers used), 2 for
-        debug messages
-    :param seed: Seed for the pseudo random generators
-    :param device: Device (cpu, cuda, ...) on which the code should be run.
-        Setting it to auto, the code will be run on the GPU if possible.
-    :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
-        "MlpPolicy": MlpPolicy,
-        "CnnPolicy": CnnPolicy,
-        "MultiInputPolicy": MultiInputPolicy,
-    }
+    # The arguments that may be schedules, stored as SB3's FloatSchedule (the clip ranges may be None)
+    _schedule_arguments: ClassVar[tuple[str, ...]] = ("target_kl", "clip_range", "clip_range_vf")
 
     def __init__(
         self,
@@ -209,12 +196,9 @@ class KLPPO(OnPolicyAlgorithm):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ):
-        check_float_or_schedule("learning_rate", learning_rate, low=0.0, low_inclusive=False)
-        check_int("n_steps", n_steps, 1)
-        check_int("batch_size", batch_size, 2 if normalize_advantage else 1)
+        if normalize_advantage:  # the advantages are normalized over each minibatch
+            check_int("batch_size", batch_size, 2)
         check_int("n_epochs", n_epochs, 1)
-        check_float("gamma", gamma, 0.0, 1.0)
-        check_float("gae_lambda", gae_lambda, 0.0, 1.0)
         if clip_range is not None:
             check_float_or_schedule("clip_range", clip_range, low=0.0, low_inclusive=False)
         if clip_range_vf is not None:
@@ -222,8 +206,6 @@ class KLPPO(OnPolicyAlgorithm):
         check_float("ent_coef", ent_coef, low=0.0)
         check_float("vf_coef", vf_coef, low=0.0)
         check_float("max_grad_norm", max_grad_norm, low=0.0, low_inclusive=False)
-        check_int("sde_sample_freq", sde_sample_freq, -1)
-        check_float_or_schedule("target_kl", target_kl, low=0.0, low_inclusive=False)
         if kl_adaptation not in KL_ADAPTATIONS:
             raise ValueError(f"kl_adaptation must be one of {KL_ADAPTATIONS}, got {kl_adaptation!r}")
         check_float("kl_coef_min", kl_coef_min, low=0.0)
@@ -243,41 +225,11 @@ class KLPPO(OnPolicyAlgorithm):
         check_float("kl_lr_gain", kl_lr_gain, low=0.0, high=1.0)
         check_float("kl_lr_min", kl_lr_min, low=0.0, high=1.0, low_inclusive=False)
         check_float("kl_lr_max", kl_lr_max, low=1.0)
-        check_int("stats_window_size", stats_window_size, 1)
-        check_update_threads(update_threads)
+        super().__init__(**arguments_of(KLOnPolicyAlgorithm.__init__, locals()))
 
-        super().__init__(
-            policy,
-            env,
-            learning_rate=learning_rate,
-            n_steps=n_steps,
-            gamma=gamma,
-            gae_lambda=gae_lambda,
-            ent_coef=ent_coef,
-            vf_coef=vf_coef,
-            max_grad_norm=max_grad_norm,
-            use_sde=use_sde,
-            sde_sample_freq=sde_sample_freq,
-            rollout_buffer_class=rollout_buffer_class,
-            rollout_buffer_kwargs=rollout_buffer_kwargs,
-            stats_window_size=stats_window_size,
-            tensorboard_log=tensorboard_log,
-            policy_kwargs=policy_kwargs,
-            verbose=verbose,
-            device=device,
-            seed=seed,
-            _init_setup_model=False,
-            supported_action_spaces=(spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
-        )
-
-        if self.env is not None:
-            check_rollout_size(n_steps, self.env.num_envs, batch_size, normalize_advantage)
-        self.batch_size = batch_size
         self.n_epochs = n_epochs
         self.clip_range = None if clip_range is None else as_schedule(clip_range)
         self.clip_range_vf = None if clip_range_vf is None else as_schedule(clip_range_vf)
-        self.normalize_advantage = normalize_advantage
-        self.target_kl = as_schedule(target_kl)
         self.kl_adaptation = kl_adaptation
         self.kl_coef_min = kl_coef_min
         self.kl_coef_max = kl_coef_max
@@ -290,20 +242,12 @@ class KLPPO(OnPolicyAlgorithm):
         # Controller state: plain floats, so that ``save`` pickles them and ``load`` restores them
         self.kl_coef = float(kl_coef)
         self.lr_multiplier = 1.0
-        self.update_threads = update_threads
-        self._skip_warned = False
 
         if _init_setup_model:
             self._setup_model()
 
     def _setup_model(self) -> None:
         super()._setup_model()
-        # Schedules are stored as SB3's schedule objects (never as lambdas), so that a saved model is portable
-        self.target_kl = as_schedule(self.target_kl)
-        self.clip_range = None if self.clip_range is None else as_schedule(self.clip_range)
-        self.clip_range_vf = None if self.clip_range_vf is None else as_schedule(self.clip_range_vf)
-        for name in ("target_kl_schedule", "clip_range_schedule", "clip_range_vf_schedule"):
-            self.__dict__.pop(name, None)  # held by models saved with version 0.1.0
         # Two parameter groups, so that the step-size controller scales the actor's learning rate only:
         # group 0 holds every parameter that feeds the action distribution (a shared features
         # extractor included), group 1 the critic's own parameters.
@@ -524,13 +468,6 @@ class KLPPO(OnPolicyAlgorithm):
         """The current policy's action distribution at the states of a minibatch."""
         return self.policy.get_distribution(batch.observations)
 
-    def _batch_weights(self, batch: RolloutBufferSamples) -> th.Tensor | None:
-        """Per-sample weights of every mean over ``batch``: ``None`` (all count); the padding mask for sequences."""
-        return None
-
-    def _actions(self, batch: RolloutBufferSamples) -> th.Tensor:
-        return policy_actions(batch.actions, self.action_space)
-
     def _rollout_kl(self) -> float:
         """
         ``KL(pi_old || pi_new)`` averaged over every state of the rollout, in minibatch-sized chunks.
@@ -622,21 +559,3 @@ class KLPPO(OnPolicyAlgorithm):
         if hasattr(self.policy, "log_std"):
             record("train/std", th.exp(self.policy.log_std).mean().item())
         record("train/n_updates", self._n_updates, exclude="tensorboard")
-
-    def learn(
-        self: SelfKLPPO,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        log_interval: int = 1,
-        tb_log_name: str = "KLPPO",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> SelfKLPPO:
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )

@@ -1,31 +1,81 @@
+"""
+NPG: the natural policy gradient, with TRPO's line search as an option, and a critic fitted on its own.
+
+:class:`NPG` holds the update: ``train()`` takes one natural-gradient step of the actor (``_policy_step``: the
+conjugate-gradient solve on Fisher-vector products, ``_natural_gradient_step``, then ``_apply_step``, the line search),
+fits the critic (``_fit_critic``: Adam or the GAE paper's trust region) and logs (``_log_update``). What every
+algorithm shares (argument checks, schedules, ``learn()``) is in :class:`~sb3_npg.common.on_policy.KLOnPolicyAlgorithm`,
+the math in :mod:`sb3_npg.common`. The ``_batch_*`` hooks read the rollout; the recurrent version
+(:class:`~sb3_npg.RecurrentNPG`) overrides them.
+"""
+
 import copy
 import time
-from typing import Any, ClassVar, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.distributions import Distribution
-from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
-from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, RolloutBufferSamples, Schedule
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.type_aliases import GymEnv, PyTorchObs, RolloutBufferSamples, Schedule
 from stable_baselines3.common.utils import explained_variance
 
-from sb3_npg.common.batches import normalize_advantages, policy_actions, subsample_observations, weighted_mean
-from sb3_npg.common.checks import check_float, check_float_or_schedule, check_int, check_rollout_size, report_skipped_update
+from sb3_npg.common.batches import normalize_advantages, subsample_observations, weighted_mean
+from sb3_npg.common.checks import check_float, check_int, report_skipped_update
 from sb3_npg.common.conjugate_gradient import conjugate_gradient
 from sb3_npg.common.fisher import fisher_vector_product, natural_step_size
 from sb3_npg.common.kl import policy_kl
+from sb3_npg.common.on_policy import KL_TARGET, KLOnPolicyAlgorithm, arguments_of, document_parameters
 from sb3_npg.common.parameters import differentiable_eval_mode, flat_concat, split_actor_critic, unflatten_like
-from sb3_npg.common.schedules import as_schedule, kl_target
-from sb3_npg.common.threads import check_update_threads, with_update_threads
+from sb3_npg.common.schedules import kl_target
+from sb3_npg.common.threads import with_update_threads
 from sb3_npg.common.trust_region_critic import trust_region_value_step
-from sb3_npg.npg.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
-
-SelfNPG = TypeVar("SelfNPG", bound="NPG")
 
 CRITIC_SOLVERS = ("adam", "trust_region")
+
+# NPG's parameters, described (the others as in ``sb3_npg.common.on_policy.PARAMETERS``)
+PARAMETERS: dict[str, str] = {
+    "learning_rate": (
+        "The learning rate of the value function's optimizer, it can be a function of the current progress remaining "
+        "(from 1 to 0)"
+    ),
+    "batch_size": "Minibatch size of the value function's updates",
+    "cg_max_steps": "Number of conjugate-gradient iterations (Fisher-vector products) per update",
+    "cg_damping": "Damping ``lambda`` of the solve ``(F + lambda I) s = g``",
+    "damped_step_size": (
+        "Size the step with the damped quadratic ``s^T (F + lambda I) s`` instead of the undamped ``s^T F s``, as "
+        "sb3-contrib's TRPO does: the quadratic KL model of the step then stays below ``target_kl``, the more so the "
+        "stronger the damping. TRPO averages the KL over the ``d`` dimensions of a Box or MultiBinary action, so NPG "
+        "with ``line_search=True``, ``damped_step_size=True``, ``target_kl=d * delta`` and ``cg_damping=d * lambda`` "
+        "takes the step of TRPO with ``target_kl=delta`` and ``cg_damping=lambda``"
+    ),
+    "line_search": "Whether to backtrack the step on the measured KL and the surrogate (TRPO)",
+    "line_search_shrinking_factor": "Step reduction factor of the line search (``theta_new = theta + factor^i * step``)",
+    "line_search_max_iter": "Maximum number of steps tried by the line search",
+    "n_critic_updates": (
+        'Number of epochs of the value function per rollout (``critic_solver="adam"``), or of trust-region steps, '
+        'each on the whole rollout (``critic_solver="trust_region"``)'
+    ),
+    "critic_solver": (
+        'How the value function is fitted: ``"adam"``, epochs of Adam over minibatches (with ``learning_rate`` and '
+        '``batch_size``), or ``"trust_region"``, the GAE paper\'s trust-region fit solved by conjugate gradient on '
+        "Gauss-Newton products (https://arxiv.org/abs/1506.02438, section 5): each step minimises the squared error "
+        "subject to ``mean((V - V_old)^2) / (2 sigma^2) <= critic_target_kl``, ``sigma^2`` being the old fit's mean "
+        "squared error"
+    ),
+    "critic_target_kl": "The radius ``epsilon`` of the trust-region value fit",
+    "critic_cg_max_steps": (
+        "Number of conjugate-gradient iterations (Gauss-Newton products) per step of the trust-region value fit"
+    ),
+    "critic_cg_damping": "Damping of the trust-region value fit's solve ``(H + lambda I) s = g``",
+    "target_kl": "Trust-region radius ``delta``: " + KL_TARGET,
+    "sub_sampling_factor": (
+        "Estimate the Fisher on every ``sub_sampling_factor``-th sample only (the gradient always uses the whole "
+        "batch); at most ``n_steps * n_envs``"
+    ),
+}
 
 
 class _PolicyStep(NamedTuple):
@@ -59,7 +109,8 @@ class _CriticFit(NamedTuple):
     cg_residual: float = float("nan")
 
 
-class NPG(OnPolicyAlgorithm):
+@document_parameters(PARAMETERS)
+class NPG(KLOnPolicyAlgorithm):
     """
     Natural Policy Gradient (NPG), with an optional TRPO line search.
 
@@ -74,71 +125,7 @@ class NPG(OnPolicyAlgorithm):
 
     Paper: https://papers.nips.cc/paper/2001/hash/4b86abe48d358ecf194c56c69108433e-Abstract.html (NPG),
     https://arxiv.org/abs/1502.05477 (TRPO)
-
-    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy)
-    :param env: The environment to learn from (if registered in Gym, can be str)
-    :param learning_rate: The learning rate of the value function's optimizer, it can be a function
-        of the current progress remaining (from 1 to 0)
-    :param n_steps: The number of steps to run for each environment per update
-        (the rollout buffer holds ``n_steps * n_envs`` transitions)
-    :param batch_size: Minibatch size of the value function's updates
-    :param gamma: Discount factor
-    :param cg_max_steps: Number of conjugate-gradient iterations (Fisher-vector products) per update
-    :param cg_damping: Damping ``lambda`` of the solve ``(F + lambda I) s = g``
-    :param damped_step_size: Size the step with the damped quadratic ``s^T (F + lambda I) s`` instead of the
-        undamped ``s^T F s``, as sb3-contrib's TRPO does: the quadratic KL model of the step then stays below
-        ``target_kl``, the more so the stronger the damping. TRPO averages the KL over the ``d`` dimensions of a
-        Box or MultiBinary action, so NPG with ``line_search=True``, ``damped_step_size=True``, ``target_kl=d * delta`` and
-        ``cg_damping=d * lambda`` takes the step of TRPO with ``target_kl=delta`` and ``cg_damping=lambda``
-    :param line_search: Whether to backtrack the step on the measured KL and the surrogate (TRPO)
-    :param line_search_shrinking_factor: Step reduction factor of the line search
-        (``theta_new = theta + factor^i * step``)
-    :param line_search_max_iter: Maximum number of steps tried by the line search
-    :param n_critic_updates: Number of epochs of the value function per rollout (``critic_solver="adam"``), or of
-        trust-region steps, each on the whole rollout (``critic_solver="trust_region"``)
-    :param critic_solver: How the value function is fitted: ``"adam"``, epochs of Adam over minibatches (with
-        ``learning_rate`` and ``batch_size``), or ``"trust_region"``, the GAE paper's trust-region fit solved by
-        conjugate gradient on Gauss-Newton products (https://arxiv.org/abs/1506.02438, section 5): each step
-        minimises the squared error subject to ``mean((V - V_old)^2) / (2 sigma^2) <= critic_target_kl``, ``sigma^2``
-        being the old fit's mean squared error
-    :param critic_target_kl: The radius ``epsilon`` of the trust-region value fit
-    :param critic_cg_max_steps: Number of conjugate-gradient iterations (Gauss-Newton products) per step of the
-        trust-region value fit
-    :param critic_cg_damping: Damping of the trust-region value fit's solve ``(H + lambda I) s = g``
-    :param gae_lambda: Factor for trade-off of bias vs variance for Generalized Advantage Estimator
-    :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
-    :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE
-        Default: -1 (only sample at the beginning of the rollout)
-    :param rollout_buffer_class: Rollout buffer class to use. If ``None``, it will be automatically selected.
-    :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
-    :param normalize_advantage: Whether to normalize the advantages
-    :param target_kl: Trust-region radius ``delta``: the KL ``KL(pi_old || pi_new)``, summed over
-        action dimensions and averaged over states, that one step aims at. It can be a function of
-        the current progress remaining (from 1 to 0); past the end of the run it keeps its value at 0, and
-        it is never below 1% of its value at 1 (see :func:`~sb3_npg.common.schedules.kl_target`)
-    :param sub_sampling_factor: Estimate the Fisher on every ``sub_sampling_factor``-th sample
-        only (the gradient always uses the whole batch); at most ``n_steps * n_envs``
-    :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
-        the reported success rate, mean episode length, and mean reward over
-    :param update_threads: torch's CPU threads during ``train()``, the update; torch's setting is restored when
-        it returns, so that rollouts, callbacks and the rest of the process keep theirs. ``"auto"`` (default):
-        one thread for a policy of at most 100,000 parameters on the CPU (the operations of a small network are
-        too small to share: on a busy 2-core machine its update ran 9 to 50 times slower on torch's default of
-        two threads), torch's setting otherwise; ``n >= 1``: ``n`` threads; ``0``: torch's setting
-    :param tensorboard_log: the log location for tensorboard (if None, no logging)
-    :param policy_kwargs: additional arguments to be passed to the policy on creation
-    :param verbose: the verbosity level: 0 no output, 1 info, 2 debug
-    :param seed: Seed for the pseudo random generators
-    :param device: Device (cpu, cuda, ...) on which the code should be run.
-        Setting it to auto, the code will be run on the GPU if possible.
-    :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
-
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
-        "MlpPolicy": MlpPolicy,
-        "CnnPolicy": CnnPolicy,
-        "MultiInputPolicy": MultiInputPolicy,
-    }
 
     def __init__(
         self,
@@ -176,10 +163,6 @@ class NPG(OnPolicyAlgorithm):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ):
-        check_float_or_schedule("learning_rate", learning_rate, low=0.0, low_inclusive=False)
-        check_int("n_steps", n_steps, 1)
-        check_int("batch_size", batch_size, 1)
-        check_float("gamma", gamma, 0.0, 1.0)
         check_int("cg_max_steps", cg_max_steps, 1)
         check_float("cg_damping", cg_damping, 0.0)
         if not isinstance(damped_step_size, bool):
@@ -192,46 +175,19 @@ class NPG(OnPolicyAlgorithm):
         check_float("critic_target_kl", critic_target_kl, 0.0, low_inclusive=False)
         check_int("critic_cg_max_steps", critic_cg_max_steps, 1)
         check_float("critic_cg_damping", critic_cg_damping, 0.0)
-        check_float("gae_lambda", gae_lambda, 0.0, 1.0)
-        check_int("sde_sample_freq", sde_sample_freq, -1)
-        check_float_or_schedule("target_kl", target_kl, low=0.0, low_inclusive=False)
         check_int("sub_sampling_factor", sub_sampling_factor, 1)
-        check_int("stats_window_size", stats_window_size, 1)
-        check_update_threads(update_threads)
-
         super().__init__(
-            policy,
-            env,
-            learning_rate=learning_rate,
-            n_steps=n_steps,
-            gamma=gamma,
-            gae_lambda=gae_lambda,
+            **arguments_of(KLOnPolicyAlgorithm.__init__, locals()),
             ent_coef=0.0,  # no entropy bonus: the natural gradient step has its own trust region
             vf_coef=0.0,  # the value function is fitted separately
             max_grad_norm=0.0,
-            use_sde=use_sde,
-            sde_sample_freq=sde_sample_freq,
-            rollout_buffer_class=rollout_buffer_class,
-            rollout_buffer_kwargs=rollout_buffer_kwargs,
-            stats_window_size=stats_window_size,
-            tensorboard_log=tensorboard_log,
-            policy_kwargs=policy_kwargs,
-            verbose=verbose,
-            device=device,
-            seed=seed,
-            _init_setup_model=False,
-            supported_action_spaces=(spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
         )
 
-        if self.env is not None:
-            check_rollout_size(n_steps, self.env.num_envs, batch_size, normalize_advantage)
-            buffer_size = n_steps * self.env.num_envs
-            if sub_sampling_factor > buffer_size:
-                raise ValueError(
-                    f"sub_sampling_factor must be <= n_steps * n_envs = {buffer_size}, the rollout's size (the Fisher is "
-                    f"estimated on every sub_sampling_factor-th sample of it), got {sub_sampling_factor}"
-                )
-        self.batch_size = batch_size
+        if self.env is not None and sub_sampling_factor > n_steps * self.env.num_envs:
+            raise ValueError(
+                f"sub_sampling_factor must be <= n_steps * n_envs = {n_steps * self.env.num_envs}, the rollout's size "
+                f"(the Fisher is estimated on every sub_sampling_factor-th sample of it), got {sub_sampling_factor}"
+            )
         self.cg_max_steps = cg_max_steps
         self.cg_damping = cg_damping
         self.damped_step_size = damped_step_size
@@ -243,20 +199,13 @@ class NPG(OnPolicyAlgorithm):
         self.critic_target_kl = critic_target_kl
         self.critic_cg_max_steps = critic_cg_max_steps
         self.critic_cg_damping = critic_cg_damping
-        self.normalize_advantage = normalize_advantage
-        self.target_kl = as_schedule(target_kl)
         self.sub_sampling_factor = sub_sampling_factor
-        self.update_threads = update_threads
-        self._skip_warned = False
 
         if _init_setup_model:
             self._setup_model()
 
     def _setup_model(self) -> None:
         super()._setup_model()
-        # Schedules are stored as SB3's schedule objects (never as lambdas), so that a saved model is portable
-        self.target_kl = as_schedule(self.target_kl)
-        self.__dict__.pop("target_kl_schedule", None)  # held by models saved with version 0.1.0
         # The natural-gradient step owns every parameter that feeds the action distribution
         # (a shared features extractor included); the critic's optimizer gets only the rest.
         self.actor_params, self.critic_params = split_actor_critic(self.policy)
@@ -318,10 +267,6 @@ class NPG(OnPolicyAlgorithm):
         """The action distribution at the states of a batch of the rollout buffer (a hook for recurrent policies)."""
         return self._distribution(batch.observations)
 
-    def _batch_weights(self, batch: RolloutBufferSamples) -> th.Tensor | None:
-        """Per-sample weights of every mean over ``batch``: ``None`` (all count); the padding mask for sequences."""
-        return None
-
     def _fisher_batch(self, rollout: RolloutBufferSamples) -> RolloutBufferSamples:
         """The part of the rollout the Fisher is estimated on: every ``sub_sampling_factor``-th sample."""
         factor = self.sub_sampling_factor
@@ -338,9 +283,6 @@ class NPG(OnPolicyAlgorithm):
     def _surrogate(self, distribution: Distribution, rollout: RolloutBufferSamples, advantages: th.Tensor) -> th.Tensor:
         log_prob = distribution.log_prob(self._actions(rollout))
         return weighted_mean(advantages * th.exp(log_prob - rollout.old_log_prob), self._batch_weights(rollout))
-
-    def _actions(self, rollout: RolloutBufferSamples) -> th.Tensor:
-        return policy_actions(rollout.actions, self.action_space)
 
     def _policy_step(self, rollout: RolloutBufferSamples, target_kl: float) -> _PolicyStep:
         """One natural-gradient step of the actor (with TRPO's line search when enabled)."""
@@ -567,21 +509,3 @@ class NPG(OnPolicyAlgorithm):
         if isinstance(self.action_space, spaces.Box):
             self.logger.record("train/std", step.std)
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-
-    def learn(
-        self: SelfNPG,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        log_interval: int = 1,
-        tb_log_name: str = "NPG",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> SelfNPG:
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )

@@ -1,20 +1,31 @@
+"""
+RecurrentNPG: :class:`~sb3_npg.NPG` (optionally TRPO) on sb3-contrib's LSTM policies.
+
+The class is NPG with the recurrent rollouts of :class:`~sb3_npg.common.recurrent.RecurrentRollouts` and NPG's
+``_batch_*`` hooks answered for padded sequences (:mod:`sb3_npg.common.lstm`): the distributions and values unrolled
+from each sequence's stored LSTM state, the Fisher's sub-sample made of whole sequences. Its constructor takes NPG's
+parameters, spelled out so that ``help()``, IDEs and the documentation show them.
+"""
+
 import copy
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import torch as th
+from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from sb3_contrib.common.recurrent.type_aliases import RecurrentRolloutBufferSamples
+from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import MaybeCallback
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
 
 from sb3_npg.common.lstm import sequence_distribution, sequence_values, subsample_sequences
+from sb3_npg.common.on_policy import RECURRENT_PARAMETERS, arguments_of, document_parameters
 from sb3_npg.common.recurrent import RecurrentRollouts
 from sb3_npg.npg.npg import NPG
 from sb3_npg.npg_recurrent.policies import CnnLstmPolicy, MlpLstmPolicy, MultiInputLstmPolicy
 
-SelfRecurrentNPG = TypeVar("SelfRecurrentNPG", bound="RecurrentNPG")
 
-
+@document_parameters(RECURRENT_PARAMETERS)
 class RecurrentNPG(RecurrentRollouts, NPG):
     """
     Natural Policy Gradient (NPG, optionally TRPO) with a recurrent (LSTM) policy.
@@ -31,9 +42,8 @@ class RecurrentNPG(RecurrentRollouts, NPG):
     critic's loss. ``sub_sampling_factor`` keeps every ``k``-th whole sequence for the Fisher.
     ``predict(observation, state, episode_start)`` works as in ``RecurrentPPO``.
 
-    :param policy: The policy model to use (MlpLstmPolicy, CnnLstmPolicy, MultiInputLstmPolicy)
-    :param env: The environment to learn from (if registered in Gym, can be str)
-    :param kwargs: the other arguments of :class:`~sb3_npg.NPG`
+    Paper: https://papers.nips.cc/paper/2001/hash/4b86abe48d358ecf194c56c69108433e-Abstract.html (NPG),
+    https://arxiv.org/abs/1502.05477 (TRPO)
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -42,8 +52,43 @@ class RecurrentNPG(RecurrentRollouts, NPG):
         "MultiInputLstmPolicy": MultiInputLstmPolicy,
     }
 
-    def __init__(self, policy: str | type[MlpLstmPolicy], env: Any, **kwargs: Any):
-        super().__init__(policy, env, **kwargs)
+    def __init__(
+        self,
+        policy: str | type[RecurrentActorCriticPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 1e-3,
+        n_steps: int = 2048,
+        batch_size: int = 128,
+        gamma: float = 0.99,
+        cg_max_steps: int = 10,
+        cg_damping: float = 0.01,
+        damped_step_size: bool = False,
+        line_search: bool = False,
+        line_search_shrinking_factor: float = 0.8,
+        line_search_max_iter: int = 10,
+        n_critic_updates: int = 10,
+        critic_solver: str = "adam",
+        critic_target_kl: float = 0.01,
+        critic_cg_max_steps: int = 10,
+        critic_cg_damping: float = 0.0,
+        gae_lambda: float = 0.95,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        rollout_buffer_class: type[RolloutBuffer] | None = None,
+        rollout_buffer_kwargs: dict[str, Any] | None = None,
+        normalize_advantage: bool = True,
+        target_kl: float | Schedule = 0.01,
+        sub_sampling_factor: int = 1,
+        stats_window_size: int = 100,
+        update_threads: int | str = "auto",
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ):
+        super().__init__(**arguments_of(NPG.__init__, locals()))
 
     def _batch_distribution(self, batch: RecurrentRolloutBufferSamples) -> Distribution:  # type: ignore[override]
         # ``get_distribution`` refills one shared object: copy it so that earlier results survive later calls
@@ -54,21 +99,3 @@ class RecurrentNPG(RecurrentRollouts, NPG):
 
     def _batch_values(self, batch: RecurrentRolloutBufferSamples) -> th.Tensor:  # type: ignore[override]
         return sequence_values(self.policy, batch)
-
-    def learn(
-        self: SelfRecurrentNPG,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        log_interval: int = 1,
-        tb_log_name: str = "RecurrentNPG",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> SelfRecurrentNPG:
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )

@@ -1,13 +1,15 @@
 """
-The ``sb3-npg`` command line (also ``python -m sb3_npg``): rl-baselines3-zoo's sub-commands, with
-``npg`` and ``klppo`` (and their recurrent versions ``npg_lstm`` and ``klppo_lstm``) registered and this
-package's hyperparameter files used by default.
+The ``sb3-npg`` command line (also ``python -m sb3_npg``): rl-baselines3-zoo's sub-commands, with this
+package's algorithms (the rows of :data:`sb3_npg.zoo.algos.ALGOS`: ``npg``, ``klppo`` and their recurrent
+versions ``npg_lstm`` and ``klppo_lstm``) registered and its hyperparameter files used by default.
 
-Each sub-command is the zoo's own, with its flags and behaviour unchanged (``ExperimentManager``,
-callbacks, ``VecNormalize``, saving to ``<log folder>/<algo>/<env>_<run>/``). Before handing over,
-the command line
+Each sub-command is the zoo's own, with its flags and behaviour unchanged (callbacks, ``VecNormalize``,
+saving to ``<log folder>/<algo>/<env>_<run>/``); ``train`` builds an
+:class:`sb3_npg.zoo.exp_manager.NPGExperimentManager`, the zoo's ``ExperimentManager`` with this package's
+additions, where the zoo builds its own (:func:`sb3_npg.zoo.train.train`), and takes this package's tuning
+flags (:func:`sb3_npg.zoo.tuning.tuning_parser`). Before handing over, the command line
 
-* registers ``npg``, ``klppo``, ``npg_lstm`` and ``klppo_lstm`` with the zoo (:func:`sb3_npg.zoo.registry.register`),
+* registers our algorithms with the zoo (:func:`sb3_npg.zoo.registry.register`),
 * adds ``--algo npg`` when no ``--algo`` is given (``train``, ``enjoy``, ``record_video``),
 * adds ``--conf-file <sb3_npg/zoo/hyperparams/<algo>.yml>`` to ``train`` when the algorithm is ours and
   no ``-conf``/``--conf-file`` is given (the zoo would otherwise look for ``<algo>.yml`` inside its
@@ -19,6 +21,7 @@ the command line
 """
 
 import argparse
+import functools
 import importlib
 import runpy
 import sys
@@ -27,23 +30,23 @@ from typing import NamedTuple, NoReturn
 
 from sb3_npg.version import __version__
 from sb3_npg.zoo import tuning
+from sb3_npg.zoo.algos import ALGOS
 from sb3_npg.zoo.config import HYPERPARAMS_DIR
 from sb3_npg.zoo.registry import default_conf_file, register
 
-OUR_ALGOS = ("npg", "klppo", "npg_lstm", "klppo_lstm")
 DEFAULT_ALGO = "npg"
 # torch threads per process, unless ``--num-threads`` says otherwise (0 or less: torch's default)
 DEFAULT_NUM_THREADS = 1
 
 
 class _Command(NamedTuple):
-    module: str  # the zoo module holding the command
+    module: str  # the module holding the command (the zoo's, or ours for train)
     function: str | None  # function to call, or None to run the module as a script
     help: str
 
 
 COMMANDS: dict[str, _Command] = {
-    "train": _Command("rl_zoo3.train", "train", "train an agent, or tune its hyperparameters with -optimize"),
+    "train": _Command("sb3_npg.zoo.train", "train", "train an agent, or tune its hyperparameters with -optimize"),
     "enjoy": _Command("rl_zoo3.enjoy", "enjoy", "run a trained agent (add --no-render on a headless machine)"),
     "record_video": _Command("rl_zoo3.record_video", None, "record a video of a trained agent"),
     "plot_train": _Command("rl_zoo3.plots", "plot_train", "plot the training curves of one algorithm"),
@@ -75,9 +78,9 @@ trial whose worker dies is failed after a grace period and queued again (train f
 --heartbeat-interval, --grace-period, --max-retry; `sb3-npg train --help` lists them).
 
 Search space: -optimize searches the zoo's way by default (the update's parameters, rollout, minibatch,
-discount, GAE lambda and network). --search-space update searches only the update's parameters of npg,
-klppo, npg_lstm and klppo_lstm (NPG's trust region, solver and critic fit; KLPPO's penalty, learning rate
-and epochs) and takes everything else from the hyperparameter file's entry.
+discount, GAE lambda and network). --search-space update searches only the update's parameters of {algos}
+(NPG's trust region, solver and critic fit; KLPPO's penalty, learning rate and epochs) and takes everything
+else from the hyperparameter file's entry.
 
 `sb3-npg <command> --help` lists the flags of a command (they are rl-baselines3-zoo's).
 Hyperparameter files: {hyperparams}
@@ -99,7 +102,7 @@ def _usage_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sb3-npg",
         description="Train, replay, tune and plot NPG and KLPPO agents with rl-baselines3-zoo.",
-        epilog=_EPILOG.format(hyperparams=HYPERPARAMS_DIR),
+        epilog=_EPILOG.format(hyperparams=HYPERPARAMS_DIR, algos=", ".join(ALGOS)),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"sb3-npg {__version__}")
@@ -140,14 +143,14 @@ def with_defaults(command: str, args: Sequence[str]) -> list[str]:
     if algo is None:
         algo = DEFAULT_ALGO
         args += ["--algo", algo]
-    if command == "train" and algo in OUR_ALGOS and known.conf_file is None:
+    if command == "train" and algo in ALGOS and known.conf_file is None:
         args += ["--conf-file", default_conf_file(algo)]
     if command in _THREAD_COMMANDS and known.num_threads is None:
         args += ["--num-threads", str(DEFAULT_NUM_THREADS)]
     return args
 
 
-def _load(command: _Command) -> Callable[[], None]:
+def _load(command: _Command) -> Callable[..., None]:
     if command.function is None:
         module_name = command.module
 
@@ -183,11 +186,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         options, args = tuning.split_tuning_args(args)
     try:
         register()
-        if name == "train":
-            tuning.install(options)
         function = _load(COMMANDS[name])
     except ImportError as error:
         raise SystemExit(f"sb3-npg {name}: {error}") from error
+    if name == "train":
+        function = functools.partial(function, options)
 
     sys.argv = [f"sb3-npg {name}", *with_defaults(name, args)]
     try:

@@ -1,4 +1,8 @@
-"""Read the shipped zoo-format hyperparameter files and build models from them, without needing rl-zoo3."""
+"""
+Read the shipped zoo-format hyperparameter files and build models from them, without needing rl-zoo3.
+
+The algorithms, their classes and their files are the rows of :data:`sb3_npg.zoo.algos.ALGOS`.
+"""
 
 import contextlib
 import importlib
@@ -14,7 +18,8 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecNormalize
 
-HYPERPARAMS_DIR = Path(__file__).parent / "hyperparams"
+from sb3_npg.zoo.algos import ALGOS, algo_spec
+from sb3_npg.zoo.algos import HYPERPARAMS_DIR as HYPERPARAMS_DIR  # the folder of the shipped files, as before
 
 # Keys of a zoo entry that describe the experiment rather than the algorithm's constructor
 EXPERIMENT_KEYS = (
@@ -31,28 +36,25 @@ EXPERIMENT_KEYS = (
 )
 # Key of the entry the zoo uses for every Atari game
 ATARI_KEY = "atari"
-# Zoo names of the algorithms with recurrent (LSTM) policies, as the zoo names RecurrentPPO ``ppo_lstm``
-RECURRENT_ALGOS = ("npg_lstm", "klppo_lstm")
+# Zoo names of the algorithms with recurrent (LSTM) policies (as the zoo's ``ppo_lstm``), from the table
+RECURRENT_ALGOS = tuple(name for name, spec in ALGOS.items() if spec.recurrent)
 
 
 def hyperparams_path(algo: str) -> Path:
     """
     Path of the shipped hyperparameter file of an algorithm.
 
-    :param algo: ``"npg"``, ``"klppo"``, ``"npg_lstm"`` or ``"klppo_lstm"``
+    :param algo: a zoo name of :data:`sb3_npg.zoo.algos.ALGOS` (``"npg"``, ``"klppo"``, ``"npg_lstm"``, ...)
     :return: the path of ``<algo>.yml``
     """
-    path = HYPERPARAMS_DIR / f"{algo}.yml"
-    if not path.is_file():
-        raise ValueError(f"algo must be one of {sorted(p.stem for p in HYPERPARAMS_DIR.glob('*.yml'))}, got {algo!r}")
-    return path
+    return algo_spec(algo).hyperparams_file
 
 
 def load_all_hyperparams(algo: str) -> dict[str, dict[str, Any]]:
     """
     Every entry of the shipped file of ``algo``, by environment id (and ``"atari"``).
 
-    :param algo: ``"npg"``, ``"klppo"``, ``"npg_lstm"`` or ``"klppo_lstm"``
+    :param algo: a zoo name of :data:`sb3_npg.zoo.algos.ALGOS`
     :return: the entries, as the YAML file writes them (merge keys resolved)
     """
     with open(hyperparams_path(algo)) as file:
@@ -96,7 +98,7 @@ def load_hyperparams(algo: str, env_id: str) -> dict[str, Any]:
 
     As in the zoo, an Atari game without an entry of its own gets the ``atari`` entry.
 
-    :param algo: ``"npg"``, ``"klppo"``, ``"npg_lstm"`` or ``"klppo_lstm"``
+    :param algo: a zoo name of :data:`sb3_npg.zoo.algos.ALGOS`
     :param env_id: a Gymnasium environment id (or ``"atari"``)
     :return: the entry, as the YAML file writes it
     """
@@ -247,26 +249,19 @@ def algorithm_class(algo: str) -> type[BaseAlgorithm]:
     """
     The class of one of this package's algorithms, by its zoo name.
 
-    :param algo: ``"npg"``, ``"klppo"``, ``"npg_lstm"`` or ``"klppo_lstm"``
+    The recurrent classes need sb3-contrib, imported only when one of them is asked for.
+
+    :param algo: a zoo name of :data:`sb3_npg.zoo.algos.ALGOS`
     :return: the algorithm's class
     """
-    from sb3_npg import KLPPO, NPG
-
-    classes: dict[str, type[BaseAlgorithm]] = {"npg": NPG, "klppo": KLPPO}
-    if algo in RECURRENT_ALGOS:  # sb3-contrib's recurrent policies: imported only when asked for
-        from sb3_npg import RecurrentKLPPO, RecurrentNPG
-
-        classes.update(npg_lstm=RecurrentNPG, klppo_lstm=RecurrentKLPPO)
-    if algo not in classes:
-        raise ValueError(f"algo must be one of {sorted(classes)}, got {algo!r}")
-    return classes[algo]
+    return algo_spec(algo).load()
 
 
 def build_model(algo: str, env_id: str, seed: int | None = None, **overrides: Any) -> tuple[BaseAlgorithm, int]:
     """
     Build a model from the shipped hyperparameters of ``algo`` for ``env_id``.
 
-    :param algo: ``"npg"``, ``"klppo"``, ``"npg_lstm"`` or ``"klppo_lstm"``
+    :param algo: a zoo name of :data:`sb3_npg.zoo.algos.ALGOS`
     :param env_id: the environment id
     :param seed: the seed of the model and the environments
     :param overrides: constructor arguments that replace the file's (``verbose``, ``device``, ...)

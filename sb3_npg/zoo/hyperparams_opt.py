@@ -12,23 +12,35 @@ studies of NPG and sb3-contrib's TRPO read alike.
 
 Two search spaces (``sb3-npg train -optimize --search-space``):
 
-* ``full`` (the zoo's way, :data:`HYPERPARAMS_SAMPLER`): the update's parameters and the rollout length,
-  minibatch size, discount, GAE lambda and network;
-* ``update`` (:data:`UPDATE_SAMPLER`): the update's parameters alone (NPG's trust region, solver and critic
-  fit; KLPPO's penalty and its SGD schedule). Everything else is the hyperparameter file's entry: a few
-  trials tune a working entry instead of searching for one.
+* ``full`` (the zoo's way): the update's parameters and the rollout length, minibatch size, discount, GAE
+  lambda and network;
+* ``update``: the update's parameters alone (NPG's trust region, solver and critic fit; KLPPO's penalty and
+  its SGD schedule). Everything else is the hyperparameter file's entry: a few trials tune a working entry
+  instead of searching for one.
 
 The converters read both: a parameter a trial did not draw is left to the entry.
+
+The samplers and converter of each *family* (``npg``, ``klppo``) are a :class:`SearchSpaceFamily` of
+:data:`FAMILIES`; an algorithm's family is the ``search_space`` of its row in :data:`sb3_npg.zoo.algos.ALGOS`
+(:func:`family`). :data:`HYPERPARAMS_SAMPLER`, :data:`UPDATE_SAMPLER`, :data:`HYPERPARAMS_CONVERTER` and
+:data:`SEARCH_SPACES` give the same functions by algorithm, derived from that table.
 """
 
 import os
 import socket
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
 from torch import nn
 
 from sb3_npg.klppo.controllers import KL_ADAPTATIONS
+from sb3_npg.zoo.algos import ALGOS, algo_spec
+
+# ``sampler(trial, n_actions, n_envs, additional_args) -> keyword arguments`` and ``converter(params) -> keyword arguments``
+Sampler = Callable[[optuna.Trial, int, int, dict[str, Any]], dict[str, Any]]
+Converter = Callable[[dict[str, Any]], dict[str, Any]]
 
 # Network sizes, shared by both algorithms (separate actor and critic networks)
 NET_ARCHS: dict[str, dict[str, list[int]]] = {
@@ -233,25 +245,62 @@ def sample_klppo_update_params(
     return convert_klppo_params(trial.params)
 
 
-# The recurrent algorithms search the same space (the LSTM keeps sb3-contrib's default size)
-HYPERPARAMS_SAMPLER = {
-    "npg": sample_npg_params,
-    "klppo": sample_klppo_params,
-    "npg_lstm": sample_npg_params,
-    "klppo_lstm": sample_klppo_params,
+@dataclass(frozen=True)
+class SearchSpaceFamily:
+    """
+    The samplers and the converter of one family of algorithms (the ``search_space`` of their row in
+    :data:`sb3_npg.zoo.algos.ALGOS`).
+
+    :param full: the sampler of the ``full`` space (the zoo's way: update, rollout, discounting and network)
+    :param update: the sampler of the ``update`` space (the update's parameters alone)
+    :param convert: the converter of the raw parameters of a trial of either space
+    """
+
+    full: Sampler
+    update: Sampler
+    convert: Converter
+
+    def sampler(self, search_space: str = "full") -> Sampler:
+        """
+        The sampler of a ``--search-space``.
+
+        :param search_space: ``"full"`` or ``"update"``
+        :return: the sampler
+        """
+        samplers = {"full": self.full, "update": self.update}
+        if search_space not in samplers:
+            raise ValueError(f"search_space must be one of {', '.join(samplers)}, got {search_space!r}")
+        return samplers[search_space]
+
+
+FAMILIES: dict[str, SearchSpaceFamily] = {
+    "npg": SearchSpaceFamily(sample_npg_params, sample_npg_update_params, convert_npg_params),
+    "klppo": SearchSpaceFamily(sample_klppo_params, sample_klppo_update_params, convert_klppo_params),
 }
-# The ``update`` space of each algorithm (``--search-space update``)
-UPDATE_SAMPLER = {
-    "npg": sample_npg_update_params,
-    "klppo": sample_klppo_update_params,
-    "npg_lstm": sample_npg_update_params,
-    "klppo_lstm": sample_klppo_update_params,
-}
-# Samplers by ``--search-space``
-SEARCH_SPACES = {"full": HYPERPARAMS_SAMPLER, "update": UPDATE_SAMPLER}
-HYPERPARAMS_CONVERTER = {
-    "npg": convert_npg_params,
-    "klppo": convert_klppo_params,
-    "npg_lstm": convert_npg_params,
-    "klppo_lstm": convert_klppo_params,
-}
+"""The sampler families, by the ``search_space`` of :class:`sb3_npg.zoo.algos.AlgoSpec` (the recurrent algorithms
+search their feed-forward counterpart's space; the LSTM keeps sb3-contrib's default size)."""
+
+
+def family(algo: str) -> SearchSpaceFamily:
+    """
+    The sampler family that tunes one of this package's algorithms.
+
+    :param algo: a zoo name of :data:`sb3_npg.zoo.algos.ALGOS`
+    :return: its family
+    """
+    return FAMILIES[algo_spec(algo).search_space]
+
+
+def _by_algorithm(pick: Callable[[SearchSpaceFamily], Any]) -> dict[str, Any]:
+    """One entry of every family, for each algorithm of the table."""
+    return {name: pick(FAMILIES[spec.search_space]) for name, spec in ALGOS.items()}
+
+
+#: The ``full`` sampler of each algorithm, derived from the table (the zoo's ``HYPERPARAMS_SAMPLER`` takes them)
+HYPERPARAMS_SAMPLER: dict[str, Sampler] = _by_algorithm(lambda samplers: samplers.full)
+#: The ``update`` sampler of each algorithm, derived from the table
+UPDATE_SAMPLER: dict[str, Sampler] = _by_algorithm(lambda samplers: samplers.update)
+#: The converter of each algorithm, derived from the table (the zoo's ``HYPERPARAMS_CONVERTER`` takes them)
+HYPERPARAMS_CONVERTER: dict[str, Converter] = _by_algorithm(lambda samplers: samplers.convert)
+#: The samplers of each ``--search-space``, by algorithm
+SEARCH_SPACES: dict[str, dict[str, Sampler]] = {"full": HYPERPARAMS_SAMPLER, "update": UPDATE_SAMPLER}

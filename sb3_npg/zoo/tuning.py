@@ -1,25 +1,26 @@
 """
-Distributed, fault-tolerant tuning for ``sb3-npg train -optimize``.
+Distributed, fault-tolerant tuning for ``sb3-npg train -optimize``: storages, study checks and this package's flags.
 
 The zoo hands ``--storage`` to Optuna as it is: a URL string, or a journal file for a path ending in ``.log``.
-:func:`install` wraps two methods of the zoo's ``ExperimentManager`` (its code is unchanged) so that
+:class:`sb3_npg.zoo.exp_manager.NPGExperimentManager` opens it with :func:`open_storage` instead and passes the
+storage object to Optuna, so that
 
 * a relational storage (PostgreSQL, MySQL, SQLite) is opened with a heartbeat: a worker that dies in the
   middle of a trial (killed, preempted, out of memory) stops beating, the trial is marked ``FAIL`` once
   ``grace_period`` seconds have passed without a beat, and a copy of it (same hyperparameters) is queued
   for the next worker, up to ``max_retry`` times (Optuna's ``RetryHeartbeatStaleTrialCallback``);
-* ``--max-total-trials`` does not count a dead worker's trial: stale trials are failed before every count,
-  so their retries are run and the budget is still spent on finished trials;
+* ``--max-total-trials`` does not count a dead worker's trial: stale trials are failed (:func:`fail_stale_trials`)
+  before every count, so their retries are run and the budget is still spent on finished trials;
 * a study is used only when it maximizes and was created for the same algorithm, environment and search
-  space (recorded in its user attributes ``algo``, ``env`` and ``search_space`` when it is created);
+  space (:func:`check_study`: recorded in its user attributes ``algo``, ``env`` and ``search_space`` when it
+  is created);
 * ``--search-space update`` tunes only the update's parameters of our algorithms, on top of the
   hyperparameter file's entry (:mod:`sb3_npg.zoo.hyperparams_opt`);
 * workers started at the same instant on a database without Optuna's tables all join the study: on
   PostgreSQL they create the tables in turn, under an advisory lock; on any database, a worker whose creation
   of the tables collides with another's opens the storage again after a short random wait;
 * a storage that cannot be used (a misspelt or unreachable URL, a wrong password, a missing driver) is
-  reported in one line (:class:`TuningError`), not as a database traceback;
-* ``--trial-id 0`` re-trains trial 0 (the zoo skips trial ids that are 0).
+  reported in one line (:class:`TuningError`), not as a database traceback.
 
 Optuna's journal file storage has no heartbeat: there a killed worker's trial stays ``RUNNING``.
 Importing this module imports neither rl-zoo3 nor Optuna.
@@ -31,11 +32,10 @@ import random
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from unittest import mock
 
 if TYPE_CHECKING:
     import optuna
@@ -482,144 +482,15 @@ def fail_stale_trials(study: "optuna.Study") -> None:
         optuna.storages.fail_stale_trials(study)
 
 
-@contextlib.contextmanager
-def _replaced(owner: Any, name: str, value: Any) -> Iterator[None]:
-    original = getattr(owner, name)
-    setattr(owner, name, value)
-    try:
-        yield
-    finally:
-        setattr(owner, name, original)
+def journal_note(heartbeat: HeartbeatOptions) -> None:
+    """
+    Tell the user, on stderr, that a journal file storage has no heartbeat.
 
-
-def _counting_stale_trials(max_trials_callback: type) -> type:
-    """The zoo's ``MaxTrialsCallback``, failing stale trials before it counts."""
-
-    class MaxTrialsCallback(max_trials_callback):  # type: ignore[misc,valid-type]
-        def __call__(self, study: "optuna.Study", trial: "optuna.trial.FrozenTrial") -> None:
-            fail_stale_trials(study)
-            super().__call__(study, trial)
-
-    return MaxTrialsCallback
-
-
-class _TrialNumber(int):
-    """A trial number that is true even when it is 0 (the zoo tests ``if trial_id`` before loading a trial)."""
-
-    def __bool__(self) -> bool:
-        return True
-
-
-def _journal_note(heartbeat: HeartbeatOptions) -> None:
+    :param heartbeat: the heartbeat settings given (they apply to database storages only)
+    """
     print(
         "Note: a journal file storage has no heartbeat: the trial of a worker that is killed stays RUNNING and is "
         "not retried"
         + (" (--heartbeat-interval, --grace-period and --max-retry apply to database storages)" if heartbeat.enabled else ""),
         file=sys.stderr,
     )
-
-
-def _sampler(algo: str, search_space: str) -> Callable[..., dict[str, Any]] | None:
-    """
-    The sampler of ``--search-space`` for ``algo``, or ``None`` to keep the zoo's (the ``full`` space).
-
-    :raises TuningError: for the ``update`` space of an algorithm that is not ours
-    """
-    if search_space == DEFAULT_SEARCH_SPACE:
-        return None
-    from sb3_npg.zoo.hyperparams_opt import SEARCH_SPACES
-
-    samplers = SEARCH_SPACES[search_space]
-    if algo not in samplers:
-        raise TuningError(
-            f"--search-space {search_space} is for --algo {', '.join(samplers)}; --algo {algo} has only the zoo's "
-            f"search space (--search-space {DEFAULT_SEARCH_SPACE})"
-        )
-    return samplers[algo]
-
-
-def install(options: TuningOptions | None = None) -> None:
-    """
-    Hook the search space, heartbeats, retries, study checks and clear storage errors into the zoo's
-    ``ExperimentManager``.
-
-    Wraps ``hyperparameters_optimization`` (``-optimize``) and ``read_hyperparameters`` / ``load_trial``
-    (``--trial-id``); calling it again replaces the settings.
-
-    :param options: search space, heartbeat and retry settings (default: :class:`TuningOptions` ``()``)
-    """
-    import optuna
-    import rl_zoo3.exp_manager
-    import rl_zoo3.hyperparams_opt
-    from rl_zoo3.exp_manager import ExperimentManager
-
-    options = options if options is not None else TuningOptions()
-    settings = options.heartbeat
-    originals: dict[str, Callable[..., Any]] = getattr(ExperimentManager, "_sb3_npg_originals", {})
-    if not originals:
-        originals = {
-            name: getattr(ExperimentManager, name)
-            for name in ("hyperparameters_optimization", "read_hyperparameters", "load_trial")
-        }
-        ExperimentManager._sb3_npg_originals = originals  # type: ignore[attr-defined]
-    create_study, load_study = optuna.create_study, optuna.load_study
-
-    def hyperparameters_optimization(self: Any) -> None:
-        sampler = _sampler(self.algo, options.search_space)
-        samplers = rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER
-        with contextlib.nullcontext() if sampler is None else mock.patch.dict(samplers, {self.algo: sampler}):
-            return optimize(self)
-
-    def optimize(self: Any) -> None:
-        if self.storage is None:
-            return originals["hyperparameters_optimization"](self)
-        storage_name: str = self.storage
-        if is_journal(storage_name):
-            _journal_note(settings)
-        opened = open_storage(storage_name, settings)
-
-        def create_checked_study(**kwargs: Any) -> optuna.Study:
-            kwargs["storage"] = opened
-            study = create_study(**kwargs)
-            check_study(study, self.algo, self.env_name.gym_id, storage_name, search_space=options.search_space)
-            fail_stale_trials(study)  # before the zoo counts trials for --max-total-trials
-            return study
-
-        counting = _counting_stale_trials(rl_zoo3.exp_manager.MaxTrialsCallback)
-        with (
-            _replaced(optuna, "create_study", create_checked_study),
-            _replaced(rl_zoo3.exp_manager, "MaxTrialsCallback", counting),
-        ):
-            return originals["hyperparameters_optimization"](self)
-
-    def read_hyperparameters(self: Any) -> Any:
-        if self.trial_id == 0:
-            self.trial_id = _TrialNumber(0)
-        return originals["read_hyperparameters"](self)
-
-    def load_trial(self: Any, storage: str, study_name: str, trial_id: int | None = None, convert: bool = True) -> Any:
-        def load_checked_study(**kwargs: Any) -> optuna.Study:
-            kwargs["storage"] = open_storage(storage)
-            try:
-                study = load_study(**kwargs)
-            except KeyError as error:
-                raise TuningError(
-                    f"there is no study {study_name!r} in {describe(storage)}: check --study-name "
-                    "(optuna studies --storage URL lists them)"
-                ) from error
-            check_study(study, self.algo, self.env_name.gym_id, storage, writing=False)
-            n_trials = len(study.trials)
-            if trial_id is not None and not 0 <= trial_id < n_trials:
-                raise TuningError(
-                    f"study {study_name!r} has {n_trials} trials: --trial-id must be 0 to {n_trials - 1}"
-                    if n_trials
-                    else f"study {study_name!r} has no trials yet: there is nothing to re-train"
-                )
-            return study
-
-        with _replaced(optuna, "load_study", load_checked_study):
-            return originals["load_trial"](self, storage, study_name, trial_id, convert)
-
-    ExperimentManager.hyperparameters_optimization = hyperparameters_optimization  # type: ignore[method-assign]
-    ExperimentManager.read_hyperparameters = read_hyperparameters  # type: ignore[method-assign]
-    ExperimentManager.load_trial = load_trial  # type: ignore[method-assign]

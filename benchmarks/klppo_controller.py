@@ -41,9 +41,11 @@ BAND = (TARGET_KL / 3, 3 * TARGET_KL)
 
 # Controller name -> KLPPO keyword arguments (on top of the setting above and KLPPO's defaults)
 CONTROLLERS: dict[str, dict[str, Any]] = {
-    "tracking": {},  # the default controller
-    "tracking-stop-2": {"kl_early_stop": 2.0},  # ablation: an early stop above the paper rule's dead band
-    "tracking-no-stop": {"kl_early_stop": None},  # ablation: the step-size controller alone
+    "tracking": {"kl_adaptation": "tracking"},
+    # ablation: an early stop above the paper rule's dead band
+    "tracking-stop-2": {"kl_adaptation": "tracking", "kl_early_stop": 2.0},
+    # ablation: the step-size controller alone
+    "tracking-no-stop": {"kl_adaptation": "tracking", "kl_early_stop": None},
     "adaptive": {"kl_adaptation": "adaptive"},
     "adaptive-no-stop": {"kl_adaptation": "adaptive", "kl_early_stop": None},  # the PPO paper's method alone
     "dual": {"kl_adaptation": "dual"},

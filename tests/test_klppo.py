@@ -191,7 +191,7 @@ def test_fixed_beta_may_lie_outside_the_bounds_and_defaults_are_valid():
     KLPPO("MlpPolicy", "Pendulum-v1", kl_coef=0.0, kl_adaptation="fixed")
     KLPPO("MlpPolicy", "Pendulum-v1", batch_size=1, normalize_advantage=False)
     model = KLPPO("MlpPolicy", "Pendulum-v1")
-    assert model.kl_adaptation == "tracking" and model.kl_coef == 1.0 and model.target_kl(1.0) == 0.01
+    assert model.kl_adaptation == "adaptive" and model.kl_coef == 1.0 and model.target_kl(1.0) == 0.01
     assert model.clip_range is None and model.lr_multiplier == 1.0
 
 
@@ -334,7 +334,15 @@ def test_bounds_hold_under_every_rule(record_logger):
 
 def test_tracking_scales_only_the_actor_learning_rate(record_logger):
     model = KLPPO(
-        "MlpPolicy", "Pendulum-v1", learning_rate=1e-3, target_kl=1e-9, kl_early_stop=None, kl_lr_min=0.1, seed=0, **FAST
+        "MlpPolicy",
+        "Pendulum-v1",
+        learning_rate=1e-3,
+        target_kl=1e-9,
+        kl_adaptation="tracking",
+        kl_early_stop=None,
+        kl_lr_min=0.1,
+        seed=0,
+        **FAST,
     )
     log = record_logger(model)
     model.learn(3 * 32)
@@ -351,7 +359,7 @@ def test_tracking_scales_only_the_actor_learning_rate(record_logger):
 
 
 def test_tracking_raises_the_step_when_the_kl_is_far_below_target(record_logger):
-    model = KLPPO("MlpPolicy", "Pendulum-v1", target_kl=10.0, kl_lr_max=4.0, seed=0, **FAST)
+    model = KLPPO("MlpPolicy", "Pendulum-v1", target_kl=10.0, kl_adaptation="tracking", kl_lr_max=4.0, seed=0, **FAST)
     log = record_logger(model)
     model.learn(2 * 32)
     assert log.series("train/lr_multiplier")[-1] == pytest.approx(4.0)
@@ -406,9 +414,9 @@ def test_decaying_target_kl_stays_positive_past_the_end_of_the_run(capsys, recor
 
 
 def test_controller_keeps_the_kl_near_the_target_on_pendulum(record_logger):
-    """The issue's setting, seed 0: >= 80% of the updates after the fifth end with a KL in [target / 3, 3 target]."""
+    """The tracking controller, seed 0: >= 80% of the updates after the fifth end with a KL in [target / 3, 3 target]."""
     env = make_vec_env("Pendulum-v1", n_envs=1, seed=0)
-    model = KLPPO("MlpPolicy", env, n_steps=512, batch_size=64, n_epochs=10, target_kl=0.01, seed=0)
+    model = KLPPO("MlpPolicy", env, n_steps=512, batch_size=64, n_epochs=10, target_kl=0.01, kl_adaptation="tracking", seed=0)
     log = record_logger(model)
     model.learn(20 * 512)
     kls = np.array(log.series("train/kl"))

@@ -31,6 +31,7 @@ from torch.overrides import TorchFunctionMode
 import sb3_npg
 from sb3_npg import KLPPO, NPG
 from sb3_npg.common.parameters import actor_parameters
+from sb3_npg.klppo.controllers import next_kl_coef
 
 ALGOS = [NPG, KLPPO]
 SMALL = dict(n_steps=64, batch_size=32, policy_kwargs=dict(net_arch=[16]))
@@ -105,13 +106,15 @@ def _learn_and_check_updates(record_logger, model, n_updates, kl_factor=3.0):
     Learn ``n_updates`` updates, then check that every one was taken, moved the actor, and had a KL near its target.
 
     Every logged KL must be finite and positive. NPG (no line search) sizes each step so that the quadratic model
-    of its KL is the target: the measured KL of every update must be within a factor 2 of it. KLPPO's controller
-    steers the KL towards the target over updates: the last update's KL must be within ``kl_factor`` of it (3; 10
-    over tiny rollouts of 32 samples, whose KL is noisy).
+    of its KL is the target: the measured KL of every update must be within a factor 2 of it. KLPPO's tracking
+    controller steers the KL towards the target over updates: the last update's KL must be within ``kl_factor`` of
+    it (3; 10 over tiny rollouts of 32 samples, whose KL is noisy). KLPPO's other controllers (the default, the
+    paper's rule, among them) act on beta alone: every logged beta must be the rule's answer to the update's KL.
     """
     log = record_logger(model)
     actor = actor_parameters(model.policy)
     before = [p.detach().clone() for p in actor]
+    initial_coef = getattr(model, "kl_coef", None)
     model.learn(n_updates * model.n_steps * model.n_envs)
     assert log.series("train/update_skipped") == [0.0] * n_updates
     assert not all(th.equal(p, q) for p, q in zip(actor, before, strict=True))
@@ -120,8 +123,13 @@ def _learn_and_check_updates(record_logger, model, n_updates, kl_factor=3.0):
     if isinstance(model, NPG):
         assert np.allclose(log.series("train/predicted_kl"), targets, rtol=1e-3)
         assert np.all((kls > targets / 2) & (kls < 2 * targets)), kls
-    else:
+    elif model.kl_adaptation == "tracking":
         assert targets[-1] / kl_factor < kls[-1] < kl_factor * targets[-1], kls
+    else:  # the other rules act on beta alone: each update's beta follows from the one before and the update's KL
+        coef = initial_coef
+        for kl, target, logged in zip(kls, targets, log.series("train/kl_coef"), strict=True):
+            coef = next_kl_coef(model.kl_adaptation, coef, kl, target, model.kl_dual_lr, model.kl_coef_min, model.kl_coef_max)
+            assert logged == pytest.approx(coef)
     return log
 
 
@@ -141,7 +149,9 @@ ACTION_SPACES = {
     [
         pytest.param(NPG, SMALL, 2, id="NPG"),
         pytest.param(KLPPO, TINY_KLPPO, 3, id="KLPPO"),
-        pytest.param(KLPPO, {**TINY_KLPPO, "kl_estimator": "sample"}, 3, id="KLPPO-sample_kl"),
+        pytest.param(
+            KLPPO, {**TINY_KLPPO, "kl_estimator": "sample", "kl_adaptation": "tracking"}, 3, id="KLPPO-tracking-sample_kl"
+        ),
     ],
 )
 def test_action_spaces(algo, kwargs, n_updates, space, record_logger):
@@ -210,7 +220,9 @@ def test_separate_features_extractors(record_logger):
         pytest.param(KLPPO, {**SMALL, "policy_kwargs": {}}, 2, 3.0, id="KLPPO-full_std"),
         pytest.param(KLPPO, {**SMALL, "policy_kwargs": dict(full_std=False, squash_output=True)}, 2, 3.0, id="KLPPO-squashed"),
         pytest.param(KLPPO, TINY_KLPPO, 3, 10.0, id="KLPPO-tiny"),
-        pytest.param(KLPPO, {**TINY_KLPPO, "clip_range": 0.2}, 3, 10.0, id="KLPPO-tiny-clipped"),
+        pytest.param(
+            KLPPO, {**TINY_KLPPO, "clip_range": 0.2, "kl_adaptation": "tracking"}, 3, 10.0, id="KLPPO-tracking-tiny-clipped"
+        ),
     ],
 )
 def test_gsde(algo, kwargs, n_updates, kl_factor, record_logger):

@@ -70,7 +70,7 @@ class RecurrentKLPPO(RecurrentRollouts, KLPPO):
         rollout_buffer_kwargs: dict[str, Any] | None = None,
         target_kl: float | Schedule = 0.01,
         kl_coef: float = 1.0,
-        kl_adaptation: str = "tracking",
+        kl_adaptation: str = "adaptive",
         kl_coef_min: float = 1e-3,
         kl_coef_max: float = 1e3,
         kl_dual_lr: float = 100.0,

@@ -53,6 +53,7 @@ ALGOS: dict[str, tuple[Callable[..., BaseAlgorithm], dict[str, Any]]] = {
     "klppo": (KLPPO, {}),  # KLPPO's default controller, whichever it is
     "klppo:tracking": (KLPPO, {"kl_adaptation": "tracking"}),
     "klppo:adaptive": (KLPPO, {"kl_adaptation": "adaptive"}),
+    "klppo:adaptive-no-stop": (KLPPO, {"kl_adaptation": "adaptive", "kl_early_stop": None}),  # the paper's rule alone
 }
 
 DEFAULT_OUTPUT = RESULTS_DIR / "identity" / "identity.csv"

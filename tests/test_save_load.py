@@ -179,14 +179,20 @@ def test_zip_saved_by_version_0_1_0_loads_predicts_and_learns(algo):
 def test_klppo_models_keep_the_controller_they_were_trained_with(tmp_path):
     """The default controller changed in 0.2 (tracking -> adaptive): loading never swaps a saved model's controller."""
     env = make_vec_env("CartPole-v1", n_envs=1, seed=0)
-    # Trained with 0.1.0's default, tracking; learning goes on with it
+    for adaptation in ("tracking", "adaptive"):
+        model = sb3_npg.KLPPO("MlpPolicy", env, kl_adaptation=adaptation, seed=0, **SMALL)
+        model.save(tmp_path / adaptation)
+        loaded = sb3_npg.KLPPO.load(tmp_path / adaptation, env=env, device="cpu")
+        assert loaded.kl_adaptation == adaptation
+        loaded.learn(64, reset_num_timesteps=False)
+        assert loaded.kl_adaptation == adaptation
+    assert sb3_npg.KLPPO("MlpPolicy", env, **SMALL).kl_adaptation == "adaptive"
+
+
+def test_klppo_zip_saved_by_version_0_1_0_keeps_tracking():
+    """0.1.0's default controller was tracking: its models load, and learn on, with it."""
+    env = make_vec_env("CartPole-v1", n_envs=1, seed=0)
     old = sb3_npg.KLPPO.load(FIXTURES / "klppo_cartpole_v0.1.0.zip", env=env, device="cpu")
     assert old.kl_adaptation == "tracking"
     old.learn(64, reset_num_timesteps=False)
     assert old.kl_adaptation == "tracking"
-    # Saved now, with either controller
-    for adaptation in ("tracking", "adaptive"):
-        model = sb3_npg.KLPPO("MlpPolicy", env, kl_adaptation=adaptation, seed=0, **SMALL)
-        model.save(tmp_path / adaptation)
-        assert sb3_npg.KLPPO.load(tmp_path / adaptation, device="cpu").kl_adaptation == adaptation
-    assert sb3_npg.KLPPO("MlpPolicy", env, **SMALL).kl_adaptation == "adaptive"

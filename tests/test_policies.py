@@ -1,11 +1,16 @@
-"""The policies' rollout step: distributions built without argument checks inside ``forward`` only, nowhere else."""
+"""
+The policies' rollout step: distributions built without argument checks inside ``forward`` only, nowhere else, and
+SB3's diagonal Gaussian sampled without building it, with the same results as SB3's ``forward``.
+"""
 
+import gymnasium as gym
 import pytest
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.policies import ActorCriticPolicy
 
 from sb3_npg import KLPPO, NPG, RecurrentKLPPO, RecurrentNPG
-from sb3_npg.common.policies import distribution_checks
+from sb3_npg.common.policies import MlpPolicy, distribution_checks
 
 ALGOS = [
     pytest.param(NPG, "MlpPolicy", id="NPG"),
@@ -67,3 +72,76 @@ def test_checks_are_restored_when_the_forward_pass_raises(monkeypatch):
         with pytest.raises(RuntimeError, match="boom"):
             model.policy(th.zeros(1, 3))
         assert th.distributions.Distribution._validate_args is True
+
+
+def _policy_pair(share_features_extractor: bool, space: gym.spaces.Space) -> tuple[ActorCriticPolicy, ActorCriticPolicy]:
+    """Ours and SB3's ``ActorCriticPolicy`` with the same weights."""
+    observation_space = gym.spaces.Box(-1.0, 1.0, (5,))
+    kwargs = dict(share_features_extractor=share_features_extractor, log_std_init=-0.7)
+    if not isinstance(space, gym.spaces.Box):
+        kwargs.pop("log_std_init")
+    ours = MlpPolicy(observation_space, space, lambda _: 1e-3, **kwargs)
+    theirs = ActorCriticPolicy(observation_space, space, lambda _: 1e-3, **kwargs)
+    theirs.load_state_dict(ours.state_dict())
+    return ours, theirs
+
+
+@pytest.mark.parametrize("share_features_extractor", [True, False])
+@pytest.mark.parametrize("deterministic", [False, True])
+@pytest.mark.parametrize(
+    "space",
+    [gym.spaces.Box(-2.0, 2.0, (3,)), gym.spaces.Box(-1.0, 1.0, (2, 2)), gym.spaces.Discrete(4)],
+    ids=["box", "box-2d", "discrete"],
+)
+def test_rollout_step_equals_sb3s_forward_bit_for_bit(share_features_extractor, deterministic, space):
+    ours, theirs = _policy_pair(share_features_extractor, space)
+    obs = th.randn(16, 5)
+    th.manual_seed(3)
+    expected = theirs(obs, deterministic=deterministic)
+    th.manual_seed(3)
+    with distribution_checks(True):
+        got = ours(obs, deterministic=deterministic)
+    for name, a, b in zip(("actions", "values", "log_prob"), got, expected, strict=True):
+        assert a.shape == b.shape and th.equal(a, b), name
+    # the random state moved on by the same draws
+    assert th.equal(th.rand(4), (th.manual_seed(3), theirs(obs, deterministic=deterministic), th.rand(4))[2])
+
+
+def test_gaussian_rollout_step_builds_no_distribution(monkeypatch):
+    ours, _ = _policy_pair(True, gym.spaces.Box(-1.0, 1.0, (3,)))
+    built: list[int] = []
+    original = th.distributions.Normal.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(th.distributions.Normal, "__init__", counting)
+    ours(th.zeros(2, 5))
+    assert built == []
+    ours.get_distribution(th.zeros(2, 5))  # everything else still builds SB3's distribution
+    assert built == [1]
+
+
+class ShiftedMean(MlpPolicy):
+    """A user's policy that builds its distribution its own way."""
+
+    def _get_action_dist_from_latent(self, latent_pi):
+        return self.action_dist.proba_distribution(self.action_net(latent_pi) + 10.0, self.log_std)
+
+
+def test_a_customised_distribution_takes_sb3s_path():
+    policy = ShiftedMean(gym.spaces.Box(-1.0, 1.0, (5,)), gym.spaces.Box(-1.0, 1.0, (3,)), lambda _: 1e-3)
+    actions, _, _ = policy(th.zeros(4, 5), deterministic=True)
+    assert th.all(actions > 5.0)
+
+
+def test_npg_learns_the_same_with_sb3s_policy():
+    """A whole NPG update from our rollout step and from SB3's is the same, bit for bit."""
+    state = {}
+    for policy in ("MlpPolicy", ActorCriticPolicy):  # each built and trained in turn: the seed sets torch's global state
+        model = NPG(policy, "Pendulum-v1", n_steps=128, batch_size=64, n_critic_updates=2, seed=0)
+        model.learn(384)
+        state[policy] = model.policy.state_dict()
+    ours, theirs = state.values()
+    assert all(th.equal(ours[key], theirs[key]) for key in ours)

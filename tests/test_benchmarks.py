@@ -654,3 +654,19 @@ def test_other_scripts_list_the_table_s_algorithms(cost):
     assert _load("tuning").ALGOS == ("npg", "klppo")
     diagnostics = _load("klppo_diagnostics")
     assert (diagnostics.KLPPO_ALGOS, diagnostics.PEERS) == (("klppo", "klppo_lstm"), ("ppo", "ppo_lstm"))
+
+
+def test_rollout_step_benchmark(tmp_path):
+    rollout_step = _load("rollout_step")
+    # The two models collect the same rollout, so the benchmark times the step alone
+    models = rollout_step.rollout_models("HalfCheetah-v5")
+    ours, sb3 = (models[name].rollout_buffer for name in ("ours", "sb3"))
+    assert not isinstance(models["sb3"].policy, type(models["ours"].policy))
+    for field in ("observations", "actions", "values", "log_probs", "rewards"):
+        assert np.array_equal(getattr(ours, field), getattr(sb3, field)), field
+    args = ["--envs", "HalfCheetah-v5", "--steps", "2048", "--rounds", "2", "--results-dir", str(tmp_path)]
+    assert rollout_step.main(args) == 0
+    table = (tmp_path / "rollout_step.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| HalfCheetah-v5 |"))
+    cells = row.strip("| ").split(" | ")
+    assert len(cells) == 4 and all(float(cell.split(" ")[0]) > 0 for cell in cells[1:])

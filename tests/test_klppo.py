@@ -599,3 +599,49 @@ def test_custom_policy_overrides_of_the_public_methods_are_used(kl_estimator, mo
     monkeypatch.setattr(_AuditedPolicy, "evaluate_actions", shifted)
     shifted_loss = model.minibatch_loss(batch, clip_range=None, clip_range_vf=None)
     assert not th.allclose(shifted_loss.value_loss, reference.value_loss)
+
+
+class _OwnEvaluation(ActorCriticPolicy):
+    """SB3's policy with its own ``evaluate_actions`` (the same numbers): KLPPO then builds the KL's distribution apart."""
+
+    def evaluate_actions(self, obs, actions):
+        return super().evaluate_actions(obs, actions)
+
+
+def _loss_and_gradient(policy, env_id: str, kl_estimator: str):
+    model = KLPPO(policy, env_id, kl_estimator=kl_estimator, kl_coef=3.0, seed=0, **FAST)
+    model.learn(32)
+    for param in model.policy.parameters():  # move away from pi_old, so that the KL and its gradient are not 0
+        param.data.add_(0.05 * th.randn_like(param))
+    batch = next(iter(model.rollout_buffer.get(16)))
+    loss = model.minibatch_loss(batch, clip_range=None, clip_range_vf=None)
+    gradient = th.autograd.grad(loss.loss, list(model.policy.parameters()))
+    return model, loss, gradient
+
+
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
+@pytest.mark.parametrize("kl_estimator", ["exact", "sample"])
+def test_one_distribution_serves_the_surrogate_and_the_kl(env_id, kl_estimator, monkeypatch):
+    ours, loss, gradient = _loss_and_gradient("MlpPolicy", env_id, kl_estimator)
+    assert ours._builds_distribution_once()
+    reference_model, reference, reference_gradient = _loss_and_gradient(_OwnEvaluation, env_id, kl_estimator)
+    assert not reference_model._builds_distribution_once()
+    assert float(loss.kl.detach()) > 0
+    for name, a, b in zip(loss._fields, loss, reference, strict=True):
+        assert th.allclose(a, b, rtol=1e-5, atol=1e-7), name
+    for a, b in zip(gradient, reference_gradient, strict=True):
+        assert th.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+    # The current policy's actor runs once per minibatch (with SB3's evaluate_actions it ran twice for the exact KL)
+    calls = {"ours": 0, "reference": 0}
+    for name, model in (("ours", ours), ("reference", reference_model)):
+        forward_actor = model.policy.mlp_extractor.forward_actor
+
+        def counting(features, name=name, forward_actor=forward_actor):
+            calls[name] += 1
+            return forward_actor(features)
+
+        monkeypatch.setattr(model.policy.mlp_extractor, "forward_actor", counting)
+        model.minibatch_loss(next(iter(model.rollout_buffer.get(16))), clip_range=None, clip_range_vf=None)
+    assert calls["ours"] == 1
+    assert calls["reference"] == (2 if kl_estimator == "exact" else 1)

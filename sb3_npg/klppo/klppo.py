@@ -7,7 +7,8 @@ adapt beta and the step size (``_adapt``; the rules are in :mod:`sb3_npg.klppo.c
 update, and logs (``_log_update``). What every algorithm shares (argument checks, schedules, ``learn()``) is in
 :class:`~sb3_npg.common.on_policy.KLOnPolicyAlgorithm`. The loss reads the policy through hooks
 (``_evaluate_actions``, ``_old_distribution``, ``_new_distribution``) that the recurrent version
-(:class:`~sb3_npg.RecurrentKLPPO`) overrides.
+(:class:`~sb3_npg.RecurrentKLPPO`) overrides; with SB3's own policy methods and these hooks, one distribution per
+minibatch serves both the surrogate and the KL (``_evaluate_minibatch``).
 """
 
 from dataclasses import dataclass, field
@@ -407,7 +408,7 @@ class KLPPO(KLOnPolicyAlgorithm):
         :return: the loss and its terms; ``clip_fraction`` is 0 without clipping
         """
         actions = self._actions(batch)
-        values, log_prob, entropy = self._evaluate_actions(batch, actions)
+        values, log_prob, entropy, distribution = self._evaluate_minibatch(batch, actions)
         values = values.flatten()
         weights = self._batch_weights(batch)
 
@@ -427,7 +428,7 @@ class KLPPO(KLOnPolicyAlgorithm):
             clip_fraction = weighted_mean(((ratio - 1).abs() > clip_range).float(), weights)
 
         # KL penalty
-        kl = weighted_mean(self._penalty_kl(batch, actions, log_prob), weights)
+        kl = weighted_mean(self._penalty_kl(batch, actions, log_prob, distribution), weights)
         kl_penalty = self.kl_coef * kl
 
         # Value function, clipped around the old values when asked
@@ -443,18 +444,56 @@ class KLPPO(KLOnPolicyAlgorithm):
             approx_kl = weighted_mean(th.expm1(log_ratio) - log_ratio, weights)
         return _MinibatchLoss(loss, policy_gradient_loss, kl, kl_penalty, value_loss, entropy_loss, approx_kl, clip_fraction)
 
-    def _penalty_kl(self, batch: RolloutBufferSamples, actions: th.Tensor, log_prob: th.Tensor) -> th.Tensor:
+    def _penalty_kl(
+        self,
+        batch: RolloutBufferSamples,
+        actions: th.Tensor,
+        log_prob: th.Tensor,
+        distribution: Distribution | None = None,
+    ) -> th.Tensor:
         """
         ``KL(pi_old || pi_new)`` per state of the minibatch, through the policy's public methods.
 
-        The closed form compares ``get_distribution`` of the old and the current policy; the sample estimator
-        needs only ``log_prob``, the log-probabilities that ``evaluate_actions`` gave for the surrogate.
+        The closed form compares ``get_distribution`` of the old policy with the current policy's distribution
+        (``distribution`` when the loss built it already, else ``get_distribution``); the sample estimator needs only
+        ``log_prob``, the log-probabilities the surrogate uses.
         """
         with th.no_grad():
             old_distribution = self._old_distribution(batch)
         if uses_closed_form_kl(old_distribution, self.kl_estimator):
-            return exact_kl(old_distribution, self._new_distribution(batch))
+            return exact_kl(old_distribution, self._new_distribution(batch) if distribution is None else distribution)
         return sample_kl(batch.old_log_prob, log_prob)
+
+    def _evaluate_minibatch(
+        self, batch: RolloutBufferSamples, actions: th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None, Distribution | None]:
+        """
+        Values, log-probabilities of ``actions``, entropy and, when it was built, the current action distribution.
+
+        A policy that builds them SB3's way (its ``evaluate_actions``, ``get_distribution`` and ``predict_values``
+        are SB3's) gives them by ``get_distribution`` and ``predict_values``: the same numbers as
+        ``evaluate_actions``, and one distribution that serves both the surrogate and the closed-form KL, so the
+        actor runs forward (and backward) once per minibatch instead of twice. Any other policy, or a subclass that
+        replaces the hooks (the recurrent one), goes through ``evaluate_actions`` as it is written, and the KL builds
+        its own distribution.
+        """
+        if self._builds_distribution_once():
+            distribution = self._new_distribution(batch)
+            values = self.policy.predict_values(batch.observations)
+            return values, distribution.log_prob(actions), distribution.entropy(), distribution
+        values, log_prob, entropy = self._evaluate_actions(batch, actions)
+        return values, log_prob, entropy, None
+
+    def _builds_distribution_once(self) -> bool:
+        """Whether the policy and the hooks are SB3's and KLPPO's own (see :meth:`_evaluate_minibatch`)."""
+        hooks = (type(self)._evaluate_actions, type(self)._new_distribution)
+        if hooks != (KLPPO._evaluate_actions, KLPPO._new_distribution) or not isinstance(self.policy, ActorCriticPolicy):
+            return False
+        # A method replaced on the policy's class or on the instance is not SB3's
+        methods = ("evaluate_actions", "get_distribution", "predict_values")
+        return all(
+            getattr(getattr(self.policy, name), "__func__", None) is getattr(ActorCriticPolicy, name) for name in methods
+        )
 
     def _evaluate_actions(
         self, batch: RolloutBufferSamples, actions: th.Tensor

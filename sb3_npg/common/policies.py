@@ -56,6 +56,17 @@ class UncheckedRolloutStep:
             return super().forward(*args, **kwargs)  # type: ignore[misc]
 
 
+def is_sb3s(policy: ActorCriticPolicy, name: str) -> bool:
+    """
+    Whether the policy's method ``name`` is SB3's ``ActorCriticPolicy``'s own, not replaced on a subclass or on the
+    instance.
+
+    :param policy: an SB3 actor-critic policy
+    :param name: the method's name
+    """
+    return getattr(getattr(policy, name), "__func__", None) is getattr(ActorCriticPolicy, name)
+
+
 class GaussianRolloutStep(UncheckedRolloutStep, ActorCriticPolicy):
     """
     Base of the flat policies: the rollout step without ``torch.distributions``' checks, and without building a
@@ -65,11 +76,7 @@ class GaussianRolloutStep(UncheckedRolloutStep, ActorCriticPolicy):
     def _plain_gaussian(self) -> bool:
         """Whether the action distribution is SB3's diagonal Gaussian, built the way SB3 builds it."""
         # A method replaced on the class or on the instance is not SB3's: its own path then runs it
-        builds_distribution = getattr(self._get_action_dist_from_latent, "__func__", None)
-        return (
-            type(self.action_dist) is DiagGaussianDistribution
-            and builds_distribution is ActorCriticPolicy._get_action_dist_from_latent
-        )
+        return type(self.action_dist) is DiagGaussianDistribution and is_sb3s(self, "_get_action_dist_from_latent")
 
     def forward(self, obs: th.Tensor, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         """
@@ -112,4 +119,12 @@ class MultiInputPolicy(GaussianRolloutStep, MultiInputActorCriticPolicy):
     """SB3's ``MultiInputPolicy``, with the same arguments, with the cheaper rollout step."""
 
 
-__all__ = ["CnnPolicy", "GaussianRolloutStep", "MlpPolicy", "MultiInputPolicy", "UncheckedRolloutStep", "distribution_checks"]
+__all__ = [
+    "CnnPolicy",
+    "GaussianRolloutStep",
+    "MlpPolicy",
+    "MultiInputPolicy",
+    "UncheckedRolloutStep",
+    "distribution_checks",
+    "is_sb3s",
+]

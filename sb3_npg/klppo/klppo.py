@@ -27,6 +27,7 @@ from sb3_npg.common.checks import check_float, check_float_or_schedule, check_in
 from sb3_npg.common.kl import KL_ESTIMATORS, exact_kl, policy_kl, sample_kl, uses_closed_form_kl
 from sb3_npg.common.on_policy import KL_TARGET, KLOnPolicyAlgorithm, arguments_of, document_parameters
 from sb3_npg.common.parameters import split_actor_critic
+from sb3_npg.common.policies import is_sb3s
 from sb3_npg.common.schedules import as_schedule, kl_target
 from sb3_npg.common.threads import with_update_threads
 from sb3_npg.klppo.controllers import KL_ADAPTATIONS, next_kl_coef, tracking_lr_multiplier
@@ -489,11 +490,7 @@ class KLPPO(KLOnPolicyAlgorithm):
         hooks = (type(self)._evaluate_actions, type(self)._new_distribution)
         if hooks != (KLPPO._evaluate_actions, KLPPO._new_distribution) or not isinstance(self.policy, ActorCriticPolicy):
             return False
-        # A method replaced on the policy's class or on the instance is not SB3's
-        methods = ("evaluate_actions", "get_distribution", "predict_values")
-        return all(
-            getattr(getattr(self.policy, name), "__func__", None) is getattr(ActorCriticPolicy, name) for name in methods
-        )
+        return all(is_sb3s(self.policy, name) for name in ("evaluate_actions", "get_distribution", "predict_values"))
 
     def _evaluate_actions(
         self, batch: RolloutBufferSamples, actions: th.Tensor

@@ -14,6 +14,10 @@ error) by :func:`~sb3_npg.common.conjugate_gradient.conjugate_gradient` and move
 the quadratic model ``1/2 alpha^2 s^T H s`` at ``epsilon``, unless the Gauss-Newton minimiser of the squared error
 along ``s`` lies inside the region (the step then stops there and the model is below ``epsilon``).
 
+``H`` may be estimated on a sub-sample of the batch (``curvature_values``), as TRPO estimates its Fisher: the
+gradient and ``sigma^2`` still use the whole batch, and each Gauss-Newton product costs in proportion to the
+sub-sample.
+
 Everything stays on the tensors' device: no value is read by the host until the caller reads the result.
 """
 
@@ -61,6 +65,8 @@ def trust_region_value_step(
     cg_damping: float = 0.0,
     weights: th.Tensor | None = None,
     min_variance: float = 1e-8,
+    curvature_values: th.Tensor | None = None,
+    curvature_weights: th.Tensor | None = None,
 ) -> ValueStep:
     """
     The GAE paper's trust-region step of a value function ``V_phi`` on one batch.
@@ -73,6 +79,9 @@ def trust_region_value_step(
     :param cg_damping: damping ``lambda`` of the solve ``(H + lambda I) s = g``; the step is sized with the undamped ``H``
     :param weights: optional per-sample weights of every mean (the padding mask of a batch of sequences)
     :param min_variance: floor of ``sigma^2``, so that a perfect old fit does not divide by zero
+    :param curvature_values: the values, with a graph to ``params``, at the states ``H`` is estimated on (a sub-sample
+        of the batch); ``None``: ``values``, the whole batch
+    :param curvature_weights: the per-sample weights of those states (``weights`` when ``curvature_values`` is ``None``)
     :return: the step and its diagnostics (see :class:`ValueStep`)
     """
     params = list(params)
@@ -84,7 +93,9 @@ def trust_region_value_step(
 
     variance = old_loss.detach().clamp(min=min_variance)
     inv_variance = 1.0 / variance
-    hvp = gauss_newton_vector_product(used, [values], [lambda u: u * inv_variance], cg_damping, weights)
+    if curvature_values is None:
+        curvature_values, curvature_weights = values, weights
+    hvp = gauss_newton_vector_product(used, [curvature_values], [lambda u: u * inv_variance], cg_damping, curvature_weights)
     solve = conjugate_gradient(hvp, gradient, max_iter=cg_max_steps)
     direction = solve.solution
     shs = direction @ hvp(direction) - cg_damping * (direction @ direction)

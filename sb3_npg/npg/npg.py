@@ -75,6 +75,11 @@ PARAMETERS: dict[str, str] = {
         "Estimate the Fisher on every ``sub_sampling_factor``-th sample only (the gradient always uses the whole "
         "batch); at most ``n_steps * n_envs``"
     ),
+    "critic_sub_sampling_factor": (
+        'With ``critic_solver="trust_region"``, estimate the value fit\'s Gauss-Newton matrix on every '
+        "``critic_sub_sampling_factor``-th sample only (its gradient always uses the whole batch); at most "
+        '``n_steps * n_envs``. Unused by ``critic_solver="adam"``'
+    ),
 }
 
 
@@ -154,6 +159,7 @@ class NPG(KLOnPolicyAlgorithm):
         normalize_advantage: bool = True,
         target_kl: float | Schedule = 0.01,
         sub_sampling_factor: int = 1,
+        critic_sub_sampling_factor: int = 1,
         stats_window_size: int = 100,
         update_threads: int | str = "auto",
         tensorboard_log: str | None = None,
@@ -176,6 +182,7 @@ class NPG(KLOnPolicyAlgorithm):
         check_int("critic_cg_max_steps", critic_cg_max_steps, 1)
         check_float("critic_cg_damping", critic_cg_damping, 0.0)
         check_int("sub_sampling_factor", sub_sampling_factor, 1)
+        check_int("critic_sub_sampling_factor", critic_sub_sampling_factor, 1)
         super().__init__(
             **arguments_of(KLOnPolicyAlgorithm.__init__, locals()),
             ent_coef=0.0,  # no entropy bonus: the natural gradient step has its own trust region
@@ -183,11 +190,15 @@ class NPG(KLOnPolicyAlgorithm):
             max_grad_norm=0.0,
         )
 
-        if self.env is not None and sub_sampling_factor > n_steps * self.env.num_envs:
-            raise ValueError(
-                f"sub_sampling_factor must be <= n_steps * n_envs = {n_steps * self.env.num_envs}, the rollout's size "
-                f"(the Fisher is estimated on every sub_sampling_factor-th sample of it), got {sub_sampling_factor}"
-            )
+        for name, factor, matrix in (
+            ("sub_sampling_factor", sub_sampling_factor, "the Fisher"),
+            ("critic_sub_sampling_factor", critic_sub_sampling_factor, "the critic's Gauss-Newton matrix"),
+        ):
+            if self.env is not None and factor > n_steps * self.env.num_envs:
+                raise ValueError(
+                    f"{name} must be <= n_steps * n_envs = {n_steps * self.env.num_envs}, the rollout's size "
+                    f"({matrix} is estimated on every {name}-th sample of it), got {factor}"
+                )
         self.cg_max_steps = cg_max_steps
         self.cg_damping = cg_damping
         self.damped_step_size = damped_step_size
@@ -200,6 +211,7 @@ class NPG(KLOnPolicyAlgorithm):
         self.critic_cg_max_steps = critic_cg_max_steps
         self.critic_cg_damping = critic_cg_damping
         self.sub_sampling_factor = sub_sampling_factor
+        self.critic_sub_sampling_factor = critic_sub_sampling_factor
 
         if _init_setup_model:
             self._setup_model()
@@ -267,9 +279,8 @@ class NPG(KLOnPolicyAlgorithm):
         """The action distribution at the states of a batch of the rollout buffer (a hook for recurrent policies)."""
         return self._distribution(batch.observations)
 
-    def _fisher_batch(self, rollout: RolloutBufferSamples) -> RolloutBufferSamples:
-        """The part of the rollout the Fisher is estimated on: every ``sub_sampling_factor``-th sample."""
-        factor = self.sub_sampling_factor
+    def _fisher_batch(self, rollout: RolloutBufferSamples, factor: int) -> RolloutBufferSamples:
+        """The part of the rollout a Fisher (or Gauss-Newton matrix) is estimated on: every ``factor``-th sample."""
         return type(rollout)(*(subsample_observations(field, factor) for field in rollout))  # type: ignore[arg-type]
 
     def _batch_values(self, batch: RolloutBufferSamples) -> th.Tensor:
@@ -320,7 +331,7 @@ class NPG(KLOnPolicyAlgorithm):
         gradient = flat_concat(th.autograd.grad(surrogate, self.actor_params, retain_graph=True))
 
         # Fisher on a sub-sample of the batch (or on the batch itself, sharing its forward pass)
-        fisher_batch = self._fisher_batch(rollout) if self.sub_sampling_factor > 1 else rollout
+        fisher_batch = self._fisher_batch(rollout, self.sub_sampling_factor) if self.sub_sampling_factor > 1 else rollout
         fisher_distribution = self._batch_distribution(fisher_batch) if self.sub_sampling_factor > 1 else distribution
         fisher_weights = self._batch_weights(fisher_batch)
 
@@ -404,16 +415,20 @@ class NPG(KLOnPolicyAlgorithm):
 
     def _fit_critic_trust_region(self, rollout: RolloutBufferSamples) -> _CriticFit:
         """
-        ``n_critic_updates`` trust-region steps of the value function on the whole rollout (GAE paper).
+        ``n_critic_updates`` trust-region steps of the value function on the whole rollout (GAE paper), the
+        Gauss-Newton matrix on every ``critic_sub_sampling_factor``-th sample.
 
         A step whose loss, gradient or direction is not finite is dropped (the critic keeps its parameters) and
         counted. One host synchronisation per step, after the solve, for its diagnostics.
         """
         weights = self._batch_weights(rollout)
+        factor = self.critic_sub_sampling_factor
+        curvature_batch = self._fisher_batch(rollout, factor) if factor > 1 else None
         records: list[list[float]] = []
         dropped = 0
         for _ in range(self.n_critic_updates):
             values = self._batch_values(rollout)
+            curvature_values = None if curvature_batch is None else self._batch_values(curvature_batch)
             step = trust_region_value_step(
                 self.critic_params,
                 values,
@@ -422,8 +437,10 @@ class NPG(KLOnPolicyAlgorithm):
                 cg_max_steps=self.critic_cg_max_steps,
                 cg_damping=self.critic_cg_damping,
                 weights=weights,
+                curvature_values=curvature_values,
+                curvature_weights=None if curvature_batch is None else self._batch_weights(curvature_batch),
             )
-            del values  # frees the graph before the step is applied
+            del values, curvature_values  # frees the graphs before the step is applied
             if not bool(step.finite):
                 dropped += 1
                 continue

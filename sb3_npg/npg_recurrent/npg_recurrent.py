@@ -39,7 +39,8 @@ class RecurrentNPG(RecurrentRollouts, NPG):
     padded sequences, each unrolled from its stored hidden state (reset at episode starts), and leaves
     the padding out of every mean: the surrogate and its gradient, the measured KL, the Fisher-vector
     product (``J`` differentiates the distribution's parameters through the unrolled LSTM) and the
-    critic's loss. ``sub_sampling_factor`` keeps every ``k``-th whole sequence for the Fisher.
+    critic's loss. ``sub_sampling_factor`` (``critic_sub_sampling_factor``) keeps every ``k``-th whole sequence for the
+    Fisher (the trust-region critic's Gauss-Newton matrix).
     ``predict(observation, state, episode_start)`` works as in ``RecurrentPPO``.
 
     Paper: https://papers.nips.cc/paper/2001/hash/4b86abe48d358ecf194c56c69108433e-Abstract.html (NPG),
@@ -79,6 +80,7 @@ class RecurrentNPG(RecurrentRollouts, NPG):
         normalize_advantage: bool = True,
         target_kl: float | Schedule = 0.01,
         sub_sampling_factor: int = 1,
+        critic_sub_sampling_factor: int = 1,
         stats_window_size: int = 100,
         update_threads: int | str = "auto",
         tensorboard_log: str | None = None,
@@ -94,8 +96,10 @@ class RecurrentNPG(RecurrentRollouts, NPG):
         # ``get_distribution`` refills one shared object: copy it so that earlier results survive later calls
         return copy.copy(sequence_distribution(self.policy, batch))
 
-    def _fisher_batch(self, rollout: RecurrentRolloutBufferSamples) -> RecurrentRolloutBufferSamples:  # type: ignore[override]
-        return subsample_sequences(rollout, self.sub_sampling_factor)
+    def _fisher_batch(  # type: ignore[override]
+        self, rollout: RecurrentRolloutBufferSamples, factor: int
+    ) -> RecurrentRolloutBufferSamples:
+        return subsample_sequences(rollout, factor)
 
     def _batch_values(self, batch: RecurrentRolloutBufferSamples) -> th.Tensor:  # type: ignore[override]
         return sequence_values(self.policy, batch)

@@ -9,6 +9,7 @@ from sb3_npg.common import trust_region_critic
 from sb3_npg.common.conjugate_gradient import ConjugateGradientResult
 from sb3_npg.common.fisher import gauss_newton_vector_product
 from sb3_npg.common.trust_region_critic import trust_region_value_step
+from sb3_npg.npg import npg as npg_module
 from tests.conftest import HOST_SYNC_METHODS, raise_host_sync
 
 N_STATES, OBS_DIM, HIDDEN = 7, 3, 4
@@ -111,14 +112,56 @@ def test_step_stops_at_the_gauss_newton_minimiser_inside_the_region(solver, monk
     assert step.predicted_kl < 0.5  # the Gauss-Newton step's model is at most 1/2: well inside a radius of 10
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_step_on_a_sub_sampled_gauss_newton_matrix(weighted, monkeypatch):
+    """Curvature on every 3rd state, gradient and sigma^2 on all: the step solves the sub-sample's J^T J."""
+    monkeypatch.setattr(trust_region_critic, "conjugate_gradient", _exact_solve)  # the products and sizing, not CG's error
+    critic = TinyCritic(seed=3, n_states=150)  # 50 states in the sub-sample for 21 parameters
+    n_params, max_kl = critic.theta.numel(), 1e-3
+    weights = (th.arange(150) % 7 != 0).to(th.float64) if weighted else None
+    values = critic.values(critic.theta)
+    step = trust_region_value_step(
+        [critic.theta],
+        values,
+        critic.targets,
+        max_kl,
+        cg_max_steps=3 * n_params,
+        weights=weights,
+        curvature_values=values[::3],
+        curvature_weights=None if weights is None else weights[::3],
+    )
+    # Brute force: sigma^2 and the gradient on every state, the Gauss-Newton matrix on the sub-sample
+    mask = th.ones(150, dtype=th.float64) if weights is None else weights
+    residual = critic.values(critic.theta).detach() - critic.targets
+    sigma_sq = (mask * residual**2).sum() / mask.sum()
+    jac = critic.jacobian()
+    gradient = 2 * jac.T @ (mask * residual) / mask.sum()
+    sub_jac, sub_mask = jac[::3], mask[::3]
+    hessian = sub_jac.T @ (sub_mask[:, None] * sub_jac) / (sub_mask.sum() * sigma_sq)
+    direction = th.linalg.solve(hessian, gradient)
+    expected = -th.sqrt(2 * max_kl / (direction @ hessian @ direction)) * direction
+    assert bool(step.finite)
+    assert th.allclose(step.old_loss, sigma_sq)
+    assert th.allclose(step.step, expected, rtol=1e-8, atol=1e-12)
+    assert th.allclose(0.5 * step.step @ hessian @ step.step, th.tensor(max_kl, dtype=th.float64), rtol=1e-6)
+    # ... which is not the whole batch's step
+    full = trust_region_value_step(
+        [critic.theta], critic.values(critic.theta), critic.targets, max_kl, 3 * n_params, weights=weights
+    )
+    assert not th.allclose(step.step, full.step, rtol=1e-3)
+
+
 def test_step_never_synchronises_with_the_host(monkeypatch):
-    critic = TinyCritic()
+    critic = TinyCritic(n_states=100)  # enough states that half of them determine the 21 parameters
     values = critic.values(critic.theta)
     with monkeypatch.context() as patch:
         for name in HOST_SYNC_METHODS:
             patch.setattr(th.Tensor, name, raise_host_sync)
         step = trust_region_value_step([critic.theta], values, critic.targets, 0.01, cg_max_steps=10)
-    assert bool(step.finite)
+        sub_sampled = trust_region_value_step(
+            [critic.theta], values, critic.targets, 0.01, cg_max_steps=10, curvature_values=values[::2]
+        )
+    assert bool(step.finite) and bool(sub_sampled.finite)
 
 
 def test_non_finite_values_give_a_step_marked_not_finite():
@@ -186,6 +229,42 @@ def test_non_finite_value_skips_the_critic_step_and_keeps_its_parameters(algo, p
     monkeypatch.undo()
     model.learn(256, reset_num_timesteps=False)  # training goes on
     assert model.logger.name_to_value["train/critic_skipped_minibatches"] == 0
+
+
+@pytest.mark.parametrize("algo, policy, env_id", ALGOS)
+def test_critic_sub_sampling_factor_puts_the_gauss_newton_matrix_on_the_sub_sample(algo, policy, env_id, monkeypatch):
+    model = algo(
+        policy, env_id, n_steps=128, critic_solver="trust_region", n_critic_updates=1, critic_sub_sampling_factor=4, seed=0
+    )
+    model.learn(128)
+    rollout = next(iter(model.rollout_buffer.get(batch_size=None)))
+    seen = []
+    step_function = trust_region_critic.trust_region_value_step
+
+    def recording_step(params, values, targets, max_kl, **kwargs):
+        seen.append((values.shape[0], kwargs["curvature_values"].shape[0], kwargs["curvature_weights"]))
+        return step_function(params, values, targets, max_kl, **kwargs)
+
+    monkeypatch.setattr(npg_module, "trust_region_value_step", recording_step)
+    model.policy.set_training_mode(True)
+    expected = model._fisher_batch(rollout, 4)
+    critic_before = _snapshot(model.critic_params)
+    fit = model._fit_critic(rollout)
+    assert fit.minibatches == 1 and not _unchanged(model.critic_params, critic_before)
+    [(n_values, n_curvature, curvature_weights)] = seen
+    assert n_values == model._batch_values(rollout).shape[0]
+    assert n_curvature == model._batch_values(expected).shape[0] < n_values
+    weights = model._batch_weights(expected)
+    assert (curvature_weights is None) == (weights is None)
+    if weights is not None:  # the recurrent batch: the sub-sample's own padding mask
+        assert th.equal(curvature_weights, weights)
+
+
+@pytest.mark.parametrize("factor", [0, 129])
+def test_critic_sub_sampling_factor_outside_the_rollout_raises(factor):
+    message = "critic_sub_sampling_factor must be" if factor else "critic_sub_sampling_factor"
+    with pytest.raises(ValueError, match=message):
+        NPG("MlpPolicy", "Pendulum-v1", n_steps=128, critic_solver="trust_region", critic_sub_sampling_factor=factor)
 
 
 def test_trust_region_critic_logs_its_diagnostics_once_per_update():

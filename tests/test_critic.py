@@ -114,7 +114,7 @@ def test_step_stops_at_the_gauss_newton_minimiser_inside_the_region(solver, monk
 
 @pytest.mark.parametrize("weighted", [False, True])
 def test_step_on_a_sub_sampled_gauss_newton_matrix(weighted, monkeypatch):
-    """Curvature on every 3rd state, gradient and sigma^2 on all: the step solves the sub-sample's J^T J."""
+    """Curvature on every 3rd state for the solve; gradient, sigma^2 and the step's quadratic model on all."""
     monkeypatch.setattr(trust_region_critic, "conjugate_gradient", _exact_solve)  # the products and sizing, not CG's error
     critic = TinyCritic(seed=3, n_states=150)  # 50 states in the sub-sample for 21 parameters
     n_params, max_kl = critic.theta.numel(), 1e-3
@@ -137,13 +137,16 @@ def test_step_on_a_sub_sampled_gauss_newton_matrix(weighted, monkeypatch):
     jac = critic.jacobian()
     gradient = 2 * jac.T @ (mask * residual) / mask.sum()
     sub_jac, sub_mask = jac[::3], mask[::3]
-    hessian = sub_jac.T @ (sub_mask[:, None] * sub_jac) / (sub_mask.sum() * sigma_sq)
-    direction = th.linalg.solve(hessian, gradient)
-    expected = -th.sqrt(2 * max_kl / (direction @ hessian @ direction)) * direction
+    sub_hessian = sub_jac.T @ (sub_mask[:, None] * sub_jac) / (sub_mask.sum() * sigma_sq)
+    hessian = jac.T @ (mask[:, None] * jac) / (mask.sum() * sigma_sq)
+    direction = th.linalg.solve(sub_hessian, gradient)  # the direction from the sub-sample ...
+    expected = -th.sqrt(2 * max_kl / (direction @ hessian @ direction)) * direction  # ... its length from all
     assert bool(step.finite)
     assert th.allclose(step.old_loss, sigma_sq)
     assert th.allclose(step.step, expected, rtol=1e-8, atol=1e-12)
-    assert th.allclose(0.5 * step.step @ hessian @ step.step, th.tensor(max_kl, dtype=th.float64), rtol=1e-6)
+    model = 0.5 * step.step @ hessian @ step.step
+    assert th.allclose(model, th.tensor(max_kl, dtype=th.float64), rtol=1e-6)
+    assert th.allclose(step.predicted_kl, model, rtol=1e-6)
     # ... which is not the whole batch's step
     full = trust_region_value_step(
         [critic.theta], critic.values(critic.theta), critic.targets, max_kl, 3 * n_params, weights=weights
@@ -197,8 +200,20 @@ def _unchanged(params, snapshot):
 
 
 @pytest.mark.parametrize("algo, policy, env_id", ALGOS)
-def test_trust_region_critic_fits_within_its_radius_and_never_moves_the_actor(algo, policy, env_id):
-    model = algo(policy, env_id, n_steps=128, critic_solver="trust_region", n_critic_updates=2, critic_target_kl=0.02, seed=0)
+@pytest.mark.parametrize("factor", [1, 4])
+def test_trust_region_critic_fits_within_its_radius_and_never_moves_the_actor(algo, policy, env_id, factor):
+    # With factor 4 the Gauss-Newton matrix of a critic of thousands of parameters comes from 32 states: the step
+    # must still keep the whole rollout's measured constraint near its radius
+    model = algo(
+        policy,
+        env_id,
+        n_steps=128,
+        critic_solver="trust_region",
+        n_critic_updates=2,
+        critic_target_kl=0.02,
+        critic_sub_sampling_factor=factor,
+        seed=0,
+    )
     model.learn(128)
     rollout = next(iter(model.rollout_buffer.get(batch_size=None)))
     actor_before, critic_before = _snapshot(model.actor_params), _snapshot(model.critic_params)

@@ -14,9 +14,12 @@ error) by :func:`~sb3_npg.common.conjugate_gradient.conjugate_gradient` and move
 the quadratic model ``1/2 alpha^2 s^T H s`` at ``epsilon``, unless the Gauss-Newton minimiser of the squared error
 along ``s`` lies inside the region (the step then stops there and the model is below ``epsilon``).
 
-``H`` may be estimated on a sub-sample of the batch (``curvature_values``), as TRPO estimates its Fisher: the
-gradient and ``sigma^2`` still use the whole batch, and each Gauss-Newton product costs in proportion to the
-sub-sample.
+``H`` may be estimated on a sub-sample of the batch (``curvature_values``) for the solve, as TRPO estimates its
+Fisher: each conjugate-gradient product then costs in proportion to the sub-sample, while the gradient,
+``sigma^2`` and the quadratic model ``s^T H s`` that sizes the step use the whole batch (one product on it). A
+value network usually has more parameters than a sub-sample has states, so the sub-sample's ``H`` is singular
+and its solve grows along directions the sub-sample does not see; sized on the sub-sample, such a step moves
+the values of the other states far beyond the radius. Damping (``cg_damping``) keeps the direction in check.
 
 Everything stays on the tensors' device: no value is read by the host until the caller reads the result.
 """
@@ -93,12 +96,17 @@ def trust_region_value_step(
 
     variance = old_loss.detach().clamp(min=min_variance)
     inv_variance = 1.0 / variance
+    metric = [lambda u: u * inv_variance]
     if curvature_values is None:
-        curvature_values, curvature_weights = values, weights
-    hvp = gauss_newton_vector_product(used, [curvature_values], [lambda u: u * inv_variance], cg_damping, curvature_weights)
+        hvp = gauss_newton_vector_product(used, [values], metric, cg_damping, weights)
+    else:
+        hvp = gauss_newton_vector_product(used, [curvature_values], metric, cg_damping, curvature_weights)
     solve = conjugate_gradient(hvp, gradient, max_iter=cg_max_steps)
     direction = solve.solution
-    shs = direction @ hvp(direction) - cg_damping * (direction @ direction)
+    if curvature_values is None:
+        shs = direction @ hvp(direction) - cg_damping * (direction @ direction)
+    else:  # the length from the whole batch's curvature: the sub-sample's misses the directions it does not see
+        shs = direction @ gauss_newton_vector_product(used, [values], metric, 0.0, weights)(direction)
 
     # Largest step along -s inside the region, and the minimiser of the Gauss-Newton model of the loss along -s
     # (the loss's curvature is 2 J^T J / n = 2 sigma^2 H): the step is the shorter of the two

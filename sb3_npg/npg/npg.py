@@ -76,9 +76,10 @@ PARAMETERS: dict[str, str] = {
         "batch); at most ``n_steps * n_envs``"
     ),
     "critic_sub_sampling_factor": (
-        'With ``critic_solver="trust_region"``, estimate the value fit\'s Gauss-Newton matrix on every '
-        "``critic_sub_sampling_factor``-th sample only (its gradient always uses the whole batch); at most "
-        '``n_steps * n_envs``. Unused by ``critic_solver="adam"``'
+        'With ``critic_solver="trust_region"``, solve the value fit on the Gauss-Newton matrix of every '
+        "``critic_sub_sampling_factor``-th sample only (the gradient, ``sigma^2`` and the step's length always use the "
+        "whole batch); at most ``n_steps * n_envs``. The sub-sample's matrix is singular when the critic has more "
+        'parameters than it has samples: pair it with ``critic_cg_damping``. Unused by ``critic_solver="adam"``'
     ),
 }
 

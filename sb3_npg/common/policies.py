@@ -96,10 +96,12 @@ class GaussianRolloutStep(UncheckedRolloutStep, ActorCriticPolicy):
             latent_vf = self.mlp_extractor.forward_critic(features[1])
         values = self.value_net(latent_vf)
         mean = self.action_net(latent_pi)
-        std = th.ones_like(mean) * self.log_std.exp()
+        # SB3 expands the standard deviation to the batch (ones_like(mean) * exp(log_std)); broadcasting the one row
+        # gives the same numbers element by element, with fewer operations
+        std = self.log_std.exp()
         if deterministic:
             actions = mean
-        else:  # Normal.rsample: loc + eps * scale, eps drawn as torch.distributions draws it
+        else:  # Normal.rsample: loc + eps * scale, eps drawn as torch.distributions draws it (the batch's shape)
             actions = mean + th.empty(mean.shape, dtype=mean.dtype, device=mean.device).normal_() * std
         # Normal.log_prob, summed over the action's dimensions as SB3's sum_independent_dims does
         log_prob = -((actions - mean) ** 2) / (2 * std**2) - std.log() - _LOG_SQRT_2PI

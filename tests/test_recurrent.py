@@ -570,6 +570,7 @@ NON_DEFAULT_ARGUMENTS = {
         critic_cg_max_steps=4,
         critic_cg_damping=0.1,
         sub_sampling_factor=2,
+        critic_sub_sampling_factor=3,
     ),
     RecurrentKLPPO: dict(
         SHARED_ARGUMENTS,

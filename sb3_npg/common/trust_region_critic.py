@@ -97,13 +97,12 @@ def trust_region_value_step(
     variance = old_loss.detach().clamp(min=min_variance)
     inv_variance = 1.0 / variance
     metric = [lambda u: u * inv_variance]
-    if curvature_values is None:
-        hvp = gauss_newton_vector_product(used, [values], metric, cg_damping, weights)
-    else:
-        hvp = gauss_newton_vector_product(used, [curvature_values], metric, cg_damping, curvature_weights)
+    sub_sampled = curvature_values is not None
+    solve_values, solve_weights = (values, weights) if curvature_values is None else (curvature_values, curvature_weights)
+    hvp = gauss_newton_vector_product(used, [solve_values], metric, cg_damping, solve_weights)
     solve = conjugate_gradient(hvp, gradient, max_iter=cg_max_steps)
     direction = solve.solution
-    if curvature_values is None:
+    if not sub_sampled:
         shs = direction @ hvp(direction) - cg_damping * (direction @ direction)
     else:  # the length from the whole batch's curvature: the sub-sample's misses the directions it does not see
         shs = direction @ gauss_newton_vector_product(used, [values], metric, 0.0, weights)(direction)

@@ -425,6 +425,7 @@ class NPG(KLOnPolicyAlgorithm):
         weights = self._batch_weights(rollout)
         factor = self.critic_sub_sampling_factor
         curvature_batch = self._fisher_batch(rollout, factor) if factor > 1 else None
+        curvature_weights = None if curvature_batch is None else self._batch_weights(curvature_batch)
         records: list[list[float]] = []
         dropped = 0
         for _ in range(self.n_critic_updates):
@@ -439,7 +440,7 @@ class NPG(KLOnPolicyAlgorithm):
                 cg_damping=self.critic_cg_damping,
                 weights=weights,
                 curvature_values=curvature_values,
-                curvature_weights=None if curvature_batch is None else self._batch_weights(curvature_batch),
+                curvature_weights=curvature_weights,
             )
             del values, curvature_values  # frees the graphs before the step is applied
             if not bool(step.finite):

@@ -1,6 +1,7 @@
 """
 Fixtures shared by the tests: one torch thread per test, the devices of the no-synchronisation tests, a conjugate-
-gradient solve that fails on any host synchronisation, and a logger that records every value a model logs.
+gradient solve that fails on any host synchronisation, a logger that records every value a model logs, and a working
+directory outside the checkout for the tests that build MuJoCo environments.
 """
 
 from collections import defaultdict
@@ -29,6 +30,15 @@ def _one_torch_thread():
     th.set_num_threads(1)
     yield
     th.set_num_threads(threads)
+
+
+@pytest.fixture
+def outside_checkout(tmp_path, monkeypatch) -> None:
+    """
+    Run the test in its temporary folder: MuJoCo writes its warnings to ``MUJOCO_LOG.TXT`` in the working directory,
+    and a file that lands in the checkout while another worker runs ``tests/test_examples.py`` fails that test.
+    """
+    monkeypatch.chdir(tmp_path)
 
 
 CUDA = pytest.param(

@@ -389,7 +389,7 @@ def test_klppo_diagnostics(algo, capsys):
         diagnostics.main(["--algo", algo, "--updates", "0"])
 
 
-def test_tuning_study_starts_from_the_entry(tmp_path, capsys):
+def test_tuning_study_starts_from_the_entry(tmp_path, capsys, outside_checkout):
     # The study's first trial is the shipped entry; the candidates draw only the update's parameters; the
     # report shows both; a second start carries on with the same study
     optuna = pytest.importorskip("optuna")
@@ -656,7 +656,7 @@ def test_other_scripts_list_the_table_s_algorithms(cost):
     assert (diagnostics.KLPPO_ALGOS, diagnostics.PEERS) == (("klppo", "klppo_lstm"), ("ppo", "ppo_lstm"))
 
 
-def test_rollout_step_benchmark(tmp_path):
+def test_rollout_step_benchmark(tmp_path, outside_checkout):
     rollout_step = _load("rollout_step")
     # The two models collect the same rollout, so the benchmark times the step alone
     models = rollout_step.rollout_models("HalfCheetah-v5")

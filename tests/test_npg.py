@@ -301,7 +301,7 @@ def test_custom_policy_class_is_accepted():
 
 
 @pytest.mark.skipif(not pytest.importorskip("gymnasium").envs.registry.get("HalfCheetah-v5"), reason="no HalfCheetah")
-def test_halfcheetah_step_lands_near_target_kl(record_logger):
+def test_halfcheetah_step_lands_near_target_kl(record_logger, outside_checkout):
     pytest.importorskip("mujoco", reason="MuJoCo is not installed (pip install 'sb3-npg[envs]')")
     model = NPG("MlpPolicy", gym.make("HalfCheetah-v5"), n_steps=2048, target_kl=0.01, seed=0)
     log = record_logger(model)

@@ -232,7 +232,7 @@ def test_each_conversion_is_needed(dropped, change, monkeypatch):
     assert gap > 1e-3, dropped  # a real difference, against a match to 1e-9
 
 
-def test_npg_follows_trpo_along_a_halfcheetah_run(monkeypatch):
+def test_npg_follows_trpo_along_a_halfcheetah_run(monkeypatch, outside_checkout):
     # Real rollouts (float32, observations normalised on the way): before each of TRPO's updates, NPG with TRPO's
     # semantics steps from the same weights on the same batch, with its own line-search KL and TRPO's random CG start
     pytest.importorskip("mujoco", reason="MuJoCo is not installed (pip install 'sb3-npg[envs]')")

@@ -350,8 +350,7 @@ def test_required_entries_and_tuning_marks(algo):
 
 
 @pytest.mark.parametrize("algo, env_id", ENTRIES, ids=[f"{a}-{e}" for a, e in ENTRIES])
-def test_entry_builds_model(algo, env_id, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # MuJoCo writes its warnings to MUJOCO_LOG.TXT in the working directory
+def test_entry_builds_model(algo, env_id, outside_checkout):
     require_env(env_id)
     game = ATARI_GAME if env_id == "atari" else env_id
     entry = load_hyperparams(algo, game)

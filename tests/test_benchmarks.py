@@ -226,7 +226,7 @@ def test_speed_measurements():
     fvp_speed = _load("fvp_speed")
     row = fvp_speed.product_timings("Pendulum-v1", 64, th.device("cpu"), repeats=1)
     assert row["n"] == 64
-    for key in ("ours_ms", "trpo_hvp_ms", "forward_backward_ms"):
+    for key in ("ours_ms", "hand_ms", "trpo_hvp_ms", "forward_backward_ms"):
         assert row[key] > 0.0
     row = fvp_speed.recurrent_product_timings("CartPoleNoVel-v1", 2, 8, th.device("cpu"), repeats=1)
     assert row["n"] == 16 and row["padded_n"] >= 16

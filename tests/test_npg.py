@@ -220,7 +220,11 @@ def test_logged_keys_and_trust_region(record_logger):
     assert log.values["train/update_skipped"] == [0.0] * 4
     assert np.allclose(log.values["train/predicted_kl"], 0.01, rtol=1e-4)
     kl = np.array(log.values["train/kl"])
-    assert np.all((kl > 0.005) & (kl < 0.02))
+    # The first step is taken where the quadratic model was fitted; later ones, after the critic has moved the
+    # advantages, land in a wider band (over seeds 0-5, with autograd's products as with the hand-written ones,
+    # updates 2-4 measured 0.0033-0.037)
+    assert 0.005 < kl[0] < 0.02
+    assert np.all((kl > 0.0025) & (kl < 0.04))
     assert all(1 <= it <= model.cg_max_steps for it in log.values["train/cg_iterations"])
     assert "train/line_search_success" not in log.values
 

@@ -2,6 +2,7 @@
 What the algorithms of sb3-npg share, a module per theme.
 
 - The math, as pure functions tested against brute force: :mod:`~sb3_npg.common.fisher` (Fisher-vector products),
+  :mod:`~sb3_npg.common.mlp_products` (the same products by hand for SB3's MLP heads),
   :mod:`~sb3_npg.common.conjugate_gradient` (the solver and the trust-region step size),
   :mod:`~sb3_npg.common.kl` (KL estimators), :mod:`~sb3_npg.common.trust_region_critic` (the critic's trust-region
   step on Gauss-Newton products).

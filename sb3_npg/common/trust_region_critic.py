@@ -24,15 +24,20 @@ the values of the other states far beyond the radius. Damping (``cg_damping``) k
 Everything stays on the tensors' device: no value is read by the host until the caller reads the result.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch as th
 
 from sb3_npg.common.batches import weighted_mean
 from sb3_npg.common.conjugate_gradient import conjugate_gradient
-from sb3_npg.common.fisher import gauss_newton_vector_product
+from sb3_npg.common.fisher import FisherVectorProduct, MetricFn, gauss_newton_vector_product
 from sb3_npg.common.parameters import flat_concat
+
+#: ``(metric, damping, on_sub_sample) -> v -> (J^T M J / n + damping I) v``: the Gauss-Newton product over all the
+#: parameters given, on the curvature sub-sample when ``on_sub_sample`` is True, else on the whole batch (a hand-written
+#: product, :mod:`~sb3_npg.common.mlp_products`, in place of autograd's)
+GaussNewtonFactory = Callable[[MetricFn, float, bool], FisherVectorProduct]
 
 
 class ValueStep(NamedTuple):
@@ -70,6 +75,7 @@ def trust_region_value_step(
     min_variance: float = 1e-8,
     curvature_values: th.Tensor | None = None,
     curvature_weights: th.Tensor | None = None,
+    gauss_newton: GaussNewtonFactory | None = None,
 ) -> ValueStep:
     """
     The GAE paper's trust-region step of a value function ``V_phi`` on one batch.
@@ -85,6 +91,8 @@ def trust_region_value_step(
     :param curvature_values: the values, with a graph to ``params``, at the states ``H`` is estimated on (a sub-sample
         of the batch); ``None``: ``values``, the whole batch
     :param curvature_weights: the per-sample weights of those states (``weights`` when ``curvature_values`` is ``None``)
+    :param gauss_newton: builds the Gauss-Newton products (same weights, same states) instead of autograd; used only
+        when the values depend on every parameter given
     :return: the step and its diagnostics (see :class:`ValueStep`)
     """
     params = list(params)
@@ -96,16 +104,23 @@ def trust_region_value_step(
 
     variance = old_loss.detach().clamp(min=min_variance)
     inv_variance = 1.0 / variance
-    metric = [lambda u: u * inv_variance]
+    metric: MetricFn = lambda u: u * inv_variance  # noqa: E731
     sub_sampled = curvature_values is not None
-    solve_values, solve_weights = (values, weights) if curvature_values is None else (curvature_values, curvature_weights)
-    hvp = gauss_newton_vector_product(used, [solve_values], metric, cg_damping, solve_weights)
+
+    def product(on_sub_sample: bool, damping: float) -> FisherVectorProduct:
+        if gauss_newton is not None and len(used) == len(params):
+            return gauss_newton(metric, damping, on_sub_sample)
+        if on_sub_sample and curvature_values is not None:
+            return gauss_newton_vector_product(used, [curvature_values], [metric], damping, curvature_weights)
+        return gauss_newton_vector_product(used, [values], [metric], damping, weights)
+
+    hvp = product(sub_sampled, cg_damping)
     solve = conjugate_gradient(hvp, gradient, max_iter=cg_max_steps)
     direction = solve.solution
     if not sub_sampled:
         shs = direction @ hvp(direction) - cg_damping * (direction @ direction)
     else:  # the length from the whole batch's curvature: the sub-sample's misses the directions it does not see
-        shs = direction @ gauss_newton_vector_product(used, [values], metric, 0.0, weights)(direction)
+        shs = direction @ product(False, 0.0)(direction)
 
     # Largest step along -s inside the region, and the minimiser of the Gauss-Newton model of the loss along -s
     # (the loss's curvature is 2 J^T J / n = 2 sigma^2 H): the step is the shorter of the two

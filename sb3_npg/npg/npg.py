@@ -25,13 +25,19 @@ from stable_baselines3.common.utils import explained_variance
 from sb3_npg.common.batches import normalize_advantages, subsample_observations, weighted_mean
 from sb3_npg.common.checks import check_float, check_int, report_skipped_update
 from sb3_npg.common.conjugate_gradient import conjugate_gradient
-from sb3_npg.common.fisher import fisher_vector_product, natural_step_size
+from sb3_npg.common.fisher import FisherVectorProduct, MetricFn, fisher_vector_product, natural_step_size
 from sb3_npg.common.kl import policy_kl
+from sb3_npg.common.mlp_products import (
+    MlpJacobian,
+    actor_fisher_vector_product,
+    critic_jacobian,
+    mlp_gauss_newton_vector_product,
+)
 from sb3_npg.common.on_policy import KL_TARGET, KLOnPolicyAlgorithm, arguments_of, document_parameters
 from sb3_npg.common.parameters import differentiable_eval_mode, flat_concat, split_actor_critic, unflatten_like
 from sb3_npg.common.schedules import kl_target
 from sb3_npg.common.threads import with_update_threads
-from sb3_npg.common.trust_region_critic import trust_region_value_step
+from sb3_npg.common.trust_region_critic import GaussNewtonFactory, trust_region_value_step
 
 CRITIC_SOLVERS = ("adam", "trust_region")
 
@@ -331,20 +337,12 @@ class NPG(KLOnPolicyAlgorithm):
         surrogate = self._surrogate(distribution, rollout, advantages)
         gradient = flat_concat(th.autograd.grad(surrogate, self.actor_params, retain_graph=True))
 
-        # Fisher on a sub-sample of the batch (or on the batch itself, sharing its forward pass)
+        # Fisher on a sub-sample of the batch (or on the batch itself), by hand for SB3's MLP policies
         fisher_batch = self._fisher_batch(rollout, self.sub_sampling_factor) if self.sub_sampling_factor > 1 else rollout
-        fisher_distribution = self._batch_distribution(fisher_batch) if self.sub_sampling_factor > 1 else distribution
         fisher_weights = self._batch_weights(fisher_batch)
-
-        def fallback_mean_kl() -> th.Tensor:  # only for distributions without a closed-form Fisher
-            with th.no_grad():
-                fisher_old = self._batch_distribution(fisher_batch)
-            actions, old_log_prob = self._actions(fisher_batch), fisher_batch.old_log_prob
-            return weighted_mean(policy_kl(fisher_old, fisher_distribution, actions, old_log_prob), fisher_weights)
-
-        fvp = fisher_vector_product(
-            self.actor_params, fisher_distribution, fallback_mean_kl, self.cg_damping, weights=fisher_weights
-        )
+        fvp = self._hand_written_fisher(fisher_batch, fisher_weights)
+        if fvp is None:  # autograd's, sharing the gradient's forward pass when on the whole batch
+            fvp = self._autograd_fisher(fisher_batch, fisher_weights, distribution)
         solve = conjugate_gradient(fvp, gradient, max_iter=self.cg_max_steps)
         direction = solve.solution
         # Undamped quadratic form: damping regularises the solve, it shrinks the step only when asked to
@@ -363,6 +361,55 @@ class NPG(KLOnPolicyAlgorithm):
             "step_finite": th.isfinite(full_step).all().to(sfs.dtype),
         }
         return full_step.detach(), {key: value.detach() for key, value in stats.items()}
+
+    def _autograd_fisher(
+        self, fisher_batch: RolloutBufferSamples, fisher_weights: th.Tensor | None, distribution: Distribution
+    ) -> FisherVectorProduct:
+        """The Fisher-vector product by autograd on ``fisher_batch`` (``distribution``: the whole rollout's)."""
+        fisher_distribution = self._batch_distribution(fisher_batch) if self.sub_sampling_factor > 1 else distribution
+
+        def fallback_mean_kl() -> th.Tensor:  # only for distributions without a closed-form Fisher
+            with th.no_grad():
+                fisher_old = self._batch_distribution(fisher_batch)
+            actions, old_log_prob = self._actions(fisher_batch), fisher_batch.old_log_prob
+            return weighted_mean(policy_kl(fisher_old, fisher_distribution, actions, old_log_prob), fisher_weights)
+
+        return fisher_vector_product(
+            self.actor_params, fisher_distribution, fallback_mean_kl, self.cg_damping, weights=fisher_weights
+        )
+
+    def _hand_written_products(self) -> bool:
+        """Whether the batches reach the policy as NPG's own hooks pass them (a recurrent policy's do not)."""
+        hooks = ("_batch_distribution", "_batch_values", "_fisher_batch")
+        return all(getattr(type(self), name) is getattr(NPG, name) for name in hooks)
+
+    def _hand_written_fisher(self, batch: RolloutBufferSamples, weights: th.Tensor | None) -> FisherVectorProduct | None:
+        """The Fisher-vector product of an SB3 MLP policy by hand (:mod:`~sb3_npg.common.mlp_products`), else None."""
+        if not self._hand_written_products():
+            return None
+        return actor_fisher_vector_product(self.policy, batch.observations, self.actor_params, self.cg_damping, weights)
+
+    def _hand_written_gauss_newton(
+        self, rollout: RolloutBufferSamples, curvature_batch: RolloutBufferSamples | None
+    ) -> GaussNewtonFactory | None:
+        """The critic's Gauss-Newton products by hand (:mod:`~sb3_npg.common.mlp_products`), else None."""
+        if not self._hand_written_products():
+            return None
+        whole = critic_jacobian(self.policy, rollout.observations, self.critic_params)
+        if whole is None:
+            return None
+        sample: MlpJacobian | None = whole
+        if curvature_batch is not None:
+            sample = critic_jacobian(self.policy, curvature_batch.observations, self.critic_params)
+        weights = self._batch_weights(rollout)
+        sample_weights = weights if curvature_batch is None else self._batch_weights(curvature_batch)
+
+        def factory(metric: MetricFn, damping: float, on_sub_sample: bool) -> FisherVectorProduct:
+            jacobian, batch_weights = (sample, sample_weights) if on_sub_sample else (whole, weights)
+            assert jacobian is not None  # the same critic as the whole batch's
+            return mlp_gauss_newton_vector_product(self.critic_params, jacobian, metric, damping, batch_weights)
+
+        return factory
 
     def _apply_step(
         self,
@@ -441,6 +488,7 @@ class NPG(KLOnPolicyAlgorithm):
                 weights=weights,
                 curvature_values=curvature_values,
                 curvature_weights=curvature_weights,
+                gauss_newton=self._hand_written_gauss_newton(rollout, curvature_batch),
             )
             del values, curvature_values  # frees the graphs before the step is applied
             if not bool(step.finite):

@@ -1,0 +1,315 @@
+"""
+Gauss-Newton and Fisher-vector products of SB3's MLP heads, by hand instead of by autograd.
+
+:func:`~sb3_npg.common.fisher.gauss_newton_vector_product` works for any network: it builds the graph of ``J^T w``
+once and runs two backward passes per product, one of them through that double graph. For the networks most users
+train, SB3's ``MlpExtractor`` (linear layers and elementwise activations) with a linear head, ``J v`` and ``J^T u``
+have a closed form that needs only what one forward pass leaves behind:
+
+- a forward pass through the layers keeps each linear layer's input ``a`` and each activation's derivative
+  ``sigma'(z)`` (taken once, by autograd, so that every elementwise activation is covered);
+- ``J v`` pushes the tangent forward: ``t <- t W^T + a dW^T + db`` through a linear layer, ``t <- t * sigma'(z)``
+  through an activation;
+- ``J^T u`` pulls the cotangent back: ``dW = g^T a``, ``db = sum g`` and ``g <- g W`` through a linear layer,
+  ``g <- g * sigma'(z)`` through an activation.
+
+A product then costs about two matrix products per layer each way, with no graph to walk, and its intermediate
+tensors are updated in place (``benchmarks/fvp_speed.py`` times it against autograd's:
+``benchmarks/results/fvp_speed_cpu.md``). It is the same product up to rounding (``tests/test_mlp_products.py``
+checks it against an explicitly formed ``J^T M J`` in float64, and against autograd's on SB3's policies).
+
+:func:`actor_fisher_vector_product` and :func:`critic_jacobian` recognise the networks they can take (SB3's own
+``MlpExtractor``, ``nn.Sequential`` of linear layers and the activations in :data:`ELEMENTWISE_ACTIVATIONS`, a
+linear head, SB3's own ways of building the distribution and the values, and exactly the parameters asked for) and
+return ``None`` for anything else, which the algorithms then differentiate with autograd. Nothing here reads a value
+on the host.
+"""
+
+from collections.abc import Sequence
+
+import torch as th
+from stable_baselines3.common.distributions import CategoricalDistribution, DiagGaussianDistribution
+from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
+from stable_baselines3.common.torch_layers import MlpExtractor
+from torch import nn
+
+from sb3_npg.common.fisher import FisherVectorProduct, MetricFn
+from sb3_npg.common.parameters import flat_concat, unflatten_like
+from sb3_npg.common.policies import is_sb3s
+
+#: The activations :class:`MlpJacobian` takes: each acts on every element on its own (its Jacobian is diagonal)
+ELEMENTWISE_ACTIVATIONS: tuple[type[nn.Module], ...] = (
+    nn.Tanh,
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Sigmoid,
+    nn.Softplus,
+    nn.Hardtanh,
+    nn.Identity,
+)
+
+
+def is_plain_mlp_layer(module: nn.Module) -> bool:
+    """
+    Whether :class:`MlpJacobian` can take the module: a linear layer or one of :data:`ELEMENTWISE_ACTIVATIONS`
+    (the exact class, not a subclass, which could compute something else).
+
+    :param module: a layer of a network
+    """
+    return type(module) is nn.Linear or type(module) in ELEMENTWISE_ACTIVATIONS
+
+
+class MlpJacobian:
+    """
+    The Jacobian ``J`` of a chain of linear layers and elementwise activations with respect to the linear layers'
+    parameters, at a batch of inputs, applied by hand.
+
+    The constructor runs the forward pass once (without a graph) and keeps what the products need.
+
+    :param layers: the chain, applied in order (see :func:`is_plain_mlp_layer`)
+    :param inputs: the batch of inputs, shape ``(n, in_features)``; no gradient flows into them
+    """
+
+    def __init__(self, layers: Sequence[nn.Module], inputs: th.Tensor) -> None:
+        unknown = [type(layer).__name__ for layer in layers if not is_plain_mlp_layer(layer)]
+        if unknown:
+            raise ValueError(f"layers must be nn.Linear or elementwise activations, got {', '.join(unknown)}")
+        self.layers = [layer for layer in layers if type(layer) is not nn.Identity]
+        self.params: list[th.Tensor] = []
+        self._saved: list[th.Tensor] = []  # per layer: a linear layer's input, an activation's derivative
+        x = inputs.detach()
+        for layer in self.layers:
+            if isinstance(layer, nn.Linear):
+                self.params += [layer.weight] + ([layer.bias] if layer.bias is not None else [])
+                self._saved.append(x)
+                with th.no_grad():
+                    x = layer(x)
+            else:
+                z = x.detach().requires_grad_(True)
+                with th.enable_grad():
+                    y = layer(z.clone())  # a clone: an in-place activation may not write into a leaf
+                    (derivative,) = th.autograd.grad(y, z, th.ones_like(y))
+                self._saved.append(derivative)
+                x = y.detach()
+        #: the chain's outputs at the inputs, shape ``(n, out_features)``
+        self.outputs = x
+
+    def jvp(self, tangents: Sequence[th.Tensor]) -> th.Tensor:
+        """
+        ``J v``: how the outputs move along a direction ``v`` of the parameters.
+
+        :param tangents: ``v``, one tensor per parameter, in the order of :attr:`params`
+        :return: a tensor shaped like :attr:`outputs` (not differentiable: the products run without a graph)
+        """
+        with th.no_grad():
+            return self._jvp(tangents)
+
+    def _jvp(self, tangents: Sequence[th.Tensor]) -> th.Tensor:
+        # Every intermediate tensor is this function's own, so the updates run in place: a new tensor of a batch's
+        # activations per operation costs about as much as the arithmetic (fresh memory to map)
+        parts = iter(tangents)
+        tangent: th.Tensor | None = None
+        for layer, saved in zip(self.layers, self._saved, strict=True):
+            if isinstance(layer, nn.Linear):
+                moved = th.mm(saved, next(parts).t())
+                if tangent is not None:
+                    moved.addmm_(tangent, layer.weight.detach().t())
+                if layer.bias is not None:
+                    moved.add_(next(parts))
+                tangent = moved
+            elif tangent is not None:
+                tangent.mul_(saved)
+        if tangent is None:  # no linear layer: the outputs do not depend on any parameter
+            return th.zeros_like(self.outputs)
+        return tangent
+
+    def vjp(self, cotangent: th.Tensor) -> list[th.Tensor]:
+        """
+        ``J^T u``: the gradient of ``sum(u * outputs)`` with respect to the parameters.
+
+        :param cotangent: ``u``, shaped like :attr:`outputs`
+        :return: one tensor per parameter, in the order of :attr:`params` (not differentiable)
+        """
+        with th.no_grad():
+            return self._vjp(cotangent)
+
+    def _vjp(self, cotangent: th.Tensor) -> list[th.Tensor]:
+        grads: list[th.Tensor] = []
+        first_linear = next(i for i, layer in enumerate(self.layers) if isinstance(layer, nn.Linear))
+        pull, own = cotangent, False  # the caller's tensor is never written to; the products' own ones are, in place
+        for index in range(len(self.layers) - 1, first_linear - 1, -1):
+            layer, saved = self.layers[index], self._saved[index]
+            if isinstance(layer, nn.Linear):
+                layer_grads = [th.mm(pull.t(), saved)] + ([pull.sum(dim=0)] if layer.bias is not None else [])
+                grads = layer_grads + grads
+                if index > first_linear:
+                    pull, own = th.mm(pull, layer.weight.detach()), True
+            elif own:
+                pull.mul_(saved)
+            else:
+                pull, own = pull * saved, True
+        return grads
+
+
+def mlp_gauss_newton_vector_product(
+    params: Sequence[th.Tensor],
+    jacobian: MlpJacobian,
+    metric: MetricFn,
+    damping: float = 0.0,
+    weights: th.Tensor | None = None,
+    identity_blocks: Sequence[tuple[th.Tensor, float]] = (),
+) -> FisherVectorProduct:
+    """
+    Build ``v -> (J^T M J / n + damping I) v`` from a hand-applied Jacobian, as
+    :func:`~sb3_npg.common.fisher.gauss_newton_vector_product` builds it with autograd.
+
+    :param params: the parameters of the flat vectors, in their order: each one of ``jacobian.params`` or of the
+        identity blocks, every one of those exactly once
+    :param jacobian: ``J``, at the states the product averages over
+    :param metric: ``u -> M u`` on tensors shaped like ``jacobian.outputs``
+    :param damping: Tikhonov damping ``lambda`` added to the product
+    :param weights: optional non-negative per-state weights of the average (see
+        :func:`~sb3_npg.common.fisher.gauss_newton_vector_product`); ``None`` weighs every state equally
+    :param identity_blocks: parameters whose block of the matrix is a constant ``c I``, uncoupled from the rest, with
+        their ``c`` (a state-independent ``log_std``: ``2``)
+    :return: the product on flat vectors
+    """
+    params = list(params)
+    blocks = {id(param): scale for param, scale in identity_blocks}
+    position = {id(param): index for index, param in enumerate(jacobian.params)}
+    if sorted(map(id, params)) != sorted([*position, *blocks]):
+        raise ValueError("params must be exactly the Jacobian's parameters and the identity blocks' parameters")
+    n = jacobian.outputs.shape[0]
+    if weights is None:
+        scale: float | th.Tensor = 1.0 / n
+    else:
+        if weights.shape != (n,):
+            raise ValueError(f"weights must have shape ({n},), got {tuple(weights.shape)}")
+        normalized = (weights.detach() / weights.detach().sum()).to(jacobian.outputs.dtype)
+        scale = normalized.view(-1, *([1] * (jacobian.outputs.dim() - 1)))
+    order = [position.get(id(param), -1) for param in params]
+
+    def product(vector: th.Tensor) -> th.Tensor:
+        parts = unflatten_like(vector, params)
+        tangents: list[th.Tensor] = [parts[0]] * len(jacobian.params)
+        for part, index in zip(parts, order, strict=True):
+            if index >= 0:
+                tangents[index] = part
+        pulled = jacobian.vjp(metric(jacobian.jvp(tangents)) * scale)
+        out = [
+            pulled[index] if index >= 0 else blocks[id(param)] * part
+            for param, part, index in zip(params, parts, order, strict=True)
+        ]
+        flat = flat_concat(out)
+        return flat + damping * vector if damping else flat
+
+    return product
+
+
+def _mlp_extractor(policy: BasePolicy) -> MlpExtractor | None:
+    extractor = getattr(policy, "mlp_extractor", None)
+    return extractor if type(extractor) is MlpExtractor else None
+
+
+def _plain_chain(*modules: nn.Module) -> list[nn.Module] | None:
+    """The layers of the modules in order (an ``nn.Sequential`` is opened), or None if one is not plain."""
+    layers: list[nn.Module] = []
+    for module in modules:
+        children = list(module) if type(module) is nn.Sequential else [module]
+        if not all(is_plain_mlp_layer(layer) for layer in children):
+            return None
+        layers += children
+    return layers if any(type(layer) is nn.Linear for layer in layers) else None
+
+
+def _branch_jacobian(policy: BasePolicy, observations: th.Tensor, branch: str) -> MlpJacobian | None:
+    """
+    The Jacobian of the actor's head (``branch="actor"``: the distribution's parameters) or of the critic's (the
+    values), when the policy computes it as SB3's ``ActorCriticPolicy`` does, through plain layers; else None.
+    """
+    extractor = _mlp_extractor(policy)
+    if not isinstance(policy, ActorCriticPolicy) or extractor is None:
+        return None
+    methods: tuple[str, ...]
+    if branch == "actor":
+        methods = ("get_distribution", "_get_action_dist_from_latent")
+        net, head, features_extractor = extractor.policy_net, policy.action_net, policy.pi_features_extractor
+    else:
+        methods = ("predict_values",)
+        net, head, features_extractor = extractor.value_net, policy.value_net, policy.vf_features_extractor
+    layers = _plain_chain(net, head)
+    if layers is None or not all(is_sb3s(policy, name) for name in methods):
+        return None
+    with th.no_grad():
+        features = BasePolicy.extract_features(policy, observations, features_extractor)
+    return MlpJacobian(layers, features)
+
+
+def _same_parameters(wanted: Sequence[th.Tensor], have: Sequence[th.Tensor]) -> bool:
+    return sorted(map(id, wanted)) == sorted(map(id, have))
+
+
+def actor_fisher_vector_product(
+    policy: BasePolicy,
+    observations: th.Tensor,
+    params: Sequence[th.Tensor],
+    damping: float = 0.0,
+    weights: th.Tensor | None = None,
+) -> FisherVectorProduct | None:
+    """
+    The exact Fisher-vector product of an SB3 MLP policy's action distribution, by hand (see the module's notes).
+
+    Takes SB3's diagonal Gaussian (without gSDE: its block of ``log_std`` is ``2 I``) and its categorical
+    distribution, built by SB3's own ``get_distribution`` from its own ``MlpExtractor`` and a linear ``action_net``.
+
+    :param policy: the policy
+    :param observations: the states the Fisher averages over (as SB3's ``get_distribution`` takes them)
+    :param params: the parameters of the flat vectors: exactly the policy network's, the head's and ``log_std``
+    :param damping: Tikhonov damping added to the product
+    :param weights: optional per-state weights of the average
+    :return: the product on flat vectors, or None when the policy is not one of those
+    """
+    if not isinstance(policy, ActorCriticPolicy):
+        return None
+    distribution = type(policy.action_dist)
+    if distribution not in (DiagGaussianDistribution, CategoricalDistribution):
+        return None
+    jacobian = _branch_jacobian(policy, observations, "actor")
+    if jacobian is None:
+        return None
+    if distribution is DiagGaussianDistribution:
+        blocks = [(policy.log_std, 2.0)]
+        inverse_variance = th.exp(-2.0 * policy.log_std.detach())
+
+        def metric(u: th.Tensor) -> th.Tensor:
+            return u * inverse_variance
+
+    else:
+        blocks = []
+        probs = th.softmax(jacobian.outputs, dim=-1)
+
+        def metric(u: th.Tensor) -> th.Tensor:
+            return probs * u - probs * (probs * u).sum(dim=-1, keepdim=True)
+
+    if not _same_parameters(params, [*jacobian.params, *(param for param, _ in blocks)]):
+        return None
+    return mlp_gauss_newton_vector_product(params, jacobian, metric, damping, weights, blocks)
+
+
+def critic_jacobian(policy: BasePolicy, observations: th.Tensor, params: Sequence[th.Tensor]) -> MlpJacobian | None:
+    """
+    The Jacobian of an SB3 MLP policy's values (shape ``(n, 1)``) with respect to the critic's parameters.
+
+    :param policy: the policy, with SB3's own ``MlpExtractor``, a linear ``value_net`` and SB3's ``predict_values``
+    :param observations: the states (as SB3's ``predict_values`` takes them)
+    :param params: the critic's parameters: exactly the value network's and the head's
+    :return: the Jacobian, or None when the critic is not of that kind
+    """
+    jacobian = _branch_jacobian(policy, observations, "critic")
+    return jacobian if jacobian is not None and _same_parameters(params, jacobian.params) else None

@@ -91,6 +91,24 @@ def distribution_parameters(distribution: Distribution) -> DistributionParameter
     return DistributionParameters(outputs, metrics)
 
 
+def state_scale(output: th.Tensor, weights: th.Tensor | None = None) -> float | th.Tensor:
+    """
+    What each state's term of an average over the states of ``output`` is multiplied by: ``1 / n``, or with
+    ``weights`` each state's share ``w_i / sum(w)``, shaped to broadcast against ``output``.
+
+    :param output: a per-state tensor of shape ``(n, ...)``
+    :param weights: optional non-negative per-state weights of shape ``(n,)``, not all zero
+    :return: the scale (a float, or a tensor of the output's dtype)
+    """
+    n = output.shape[0]
+    if weights is None:
+        return 1.0 / n
+    if weights.shape != (n,):
+        raise ValueError(f"weights must have shape ({n},), got {tuple(weights.shape)}")
+    normalized = (weights.detach() / weights.detach().sum()).to(output.dtype)
+    return normalized.view(-1, *([1] * (output.dim() - 1)))
+
+
 def gauss_newton_vector_product(
     params: Sequence[th.Tensor],
     outputs: Sequence[th.Tensor],
@@ -119,12 +137,7 @@ def gauss_newton_vector_product(
     """
     params = list(params)
     outputs = list(outputs)
-    scales: list[float | th.Tensor] = [1.0 / outputs[0].shape[0]] * len(outputs)
-    if weights is not None:
-        if weights.shape != outputs[0].shape[:1]:
-            raise ValueError(f"weights must have shape ({outputs[0].shape[0]},), got {tuple(weights.shape)}")
-        normalized = weights.detach() / weights.detach().sum()
-        scales = [normalized.to(out.dtype).view(-1, *([1] * (out.dim() - 1))) for out in outputs]
+    scales = [state_scale(out, weights) for out in outputs]
     dummies = [th.zeros_like(out, requires_grad=True) for out in outputs]
     jacobian_t_dummy = th.autograd.grad(outputs, params, grad_outputs=dummies, create_graph=True)
 

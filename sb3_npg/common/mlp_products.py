@@ -33,7 +33,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.torch_layers import MlpExtractor
 from torch import nn
 
-from sb3_npg.common.fisher import FisherVectorProduct, MetricFn
+from sb3_npg.common.fisher import FisherVectorProduct, MetricFn, state_scale
 from sb3_npg.common.parameters import flat_concat, unflatten_like
 from sb3_npg.common.policies import is_sb3s
 
@@ -185,14 +185,7 @@ def mlp_gauss_newton_vector_product(
     position = {id(param): index for index, param in enumerate(jacobian.params)}
     if sorted(map(id, params)) != sorted([*position, *blocks]):
         raise ValueError("params must be exactly the Jacobian's parameters and the identity blocks' parameters")
-    n = jacobian.outputs.shape[0]
-    if weights is None:
-        scale: float | th.Tensor = 1.0 / n
-    else:
-        if weights.shape != (n,):
-            raise ValueError(f"weights must have shape ({n},), got {tuple(weights.shape)}")
-        normalized = (weights.detach() / weights.detach().sum()).to(jacobian.outputs.dtype)
-        scale = normalized.view(-1, *([1] * (jacobian.outputs.dim() - 1)))
+    scale = state_scale(jacobian.outputs, weights)
     order = [position.get(id(param), -1) for param in params]
 
     def product(vector: th.Tensor) -> th.Tensor:

@@ -45,6 +45,31 @@ def test_few_iterations_reduce_the_residual_monotonically_in_a_norm():
     assert all(later < earlier for earlier, later in itertools.pairwise(errors))
 
 
+@pytest.mark.parametrize("iterations", [1, 3, 10, 40])
+@pytest.mark.parametrize("condition", [10.0, 1e6])
+def test_quadratic_form_is_that_of_the_solution(iterations, condition):
+    matrix = _spd(40, condition, seed=3)
+    b = th.randn(40, dtype=th.float64, generator=th.Generator().manual_seed(4))
+    result = conjugate_gradient(lambda v: matrix @ v, b, max_iter=iterations)
+    x = result.solution
+    assert float(result.quadratic_form) == pytest.approx(float(x @ matrix @ x), rel=1e-10)
+
+
+def test_quadratic_form_stays_accurate_in_float32_where_x_dot_b_drifts():
+    # A singular, ill-conditioned Gauss-Newton matrix J^T J (more parameters than rows), as a critic's is
+    generator = th.Generator().manual_seed(5)
+    scales = th.logspace(0, -3, 60, dtype=th.float64)
+    jacobian = th.randn(60, 200, dtype=th.float64, generator=generator) * scales[:, None]
+    matrix = (jacobian.T @ jacobian).float()
+    b = (jacobian.T @ th.randn(60, dtype=th.float64, generator=generator)).float()
+    result = conjugate_gradient(lambda v: matrix @ v, b, max_iter=25)
+    x = result.solution.double()
+    exact = float(x @ matrix.double() @ x)
+    assert float(result.quadratic_form) == pytest.approx(exact, rel=1e-4)
+    # what the residual buys: the textbook x^T b, equal in exact arithmetic, is further off
+    assert abs(float(result.solution @ b) - exact) > 10 * abs(float(result.quadratic_form) - exact)
+
+
 def test_converged_iterate_is_frozen():
     matrix = th.diag(th.tensor([1.0, 2.0, 3.0], dtype=th.float64))
     b = th.tensor([1.0, 1.0, 1.0], dtype=th.float64)

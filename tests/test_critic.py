@@ -90,7 +90,8 @@ def _exact_solve(matrix_vector_product, b, max_iter=10, residual_tol=1e-10):
     """A stand-in for conjugate_gradient that solves A x = b exactly, from A built column by column."""
     matrix = _matrix(matrix_vector_product, b.numel())
     solution = th.linalg.solve(matrix, b)
-    return ConjugateGradientResult(solution, (b - matrix @ solution).norm(), th.tensor(b.numel()))
+    residual = b - matrix @ solution
+    return ConjugateGradientResult(solution, residual.norm(), th.tensor(b.numel()), solution @ (b - residual))
 
 
 @pytest.mark.parametrize("solver", ["exact", "cg"])
@@ -228,12 +229,30 @@ def test_trust_region_critic_fits_within_its_radius_and_never_moves_the_actor(al
     assert 0.2 * 0.02 < fit.kl < 5 * 0.02  # the measured constraint is near its quadratic model
 
 
-@pytest.mark.parametrize("algo, policy, env_id", ALGOS)
-def test_non_finite_value_skips_the_critic_step_and_keeps_its_parameters(algo, policy, env_id, monkeypatch):
+@pytest.mark.parametrize(
+    "algo, policy, env_id, by_hand",
+    [
+        pytest.param(NPG, "MlpPolicy", "Pendulum-v1", False, id="NPG-autograd"),
+        pytest.param(NPG, "MlpPolicy", "Pendulum-v1", True, id="NPG-by-hand"),
+        pytest.param(RecurrentNPG, "MlpLstmPolicy", "Pendulum-v1", False, id="RecurrentNPG"),
+    ],
+)
+def test_non_finite_value_skips_the_critic_step_and_keeps_its_parameters(algo, policy, env_id, by_hand, monkeypatch):
     model = algo(policy, env_id, n_steps=128, critic_solver="trust_region", n_critic_updates=3, seed=0)
     model.learn(128)
-    batch_values = model._batch_values
-    monkeypatch.setattr(model, "_batch_values", lambda batch: batch_values(batch) * float("nan"))
+    if by_hand:  # the hand-written critic's forward pass gives the values
+        critic_jacobian = npg_module.critic_jacobian
+
+        def non_finite_jacobian(*args):
+            jacobian = critic_jacobian(*args)
+            jacobian.outputs = jacobian.outputs * float("nan")
+            return jacobian
+
+        monkeypatch.setattr(npg_module, "critic_jacobian", non_finite_jacobian)
+    else:  # a hook replaced on the instance also turns the hand-written path off
+        batch_values = model._batch_values
+        monkeypatch.setattr(model, "_batch_values", lambda batch: batch_values(batch) * float("nan"))
+        assert not model._hand_written_products()
     critic_before = _snapshot(model.critic_params)
     model.train()
     logged = model.logger.name_to_value

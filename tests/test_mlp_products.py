@@ -13,6 +13,7 @@ from sb3_npg.common.fisher import fisher_vector_product, gauss_newton_vector_pro
 from sb3_npg.common.mlp_products import (
     MlpJacobian,
     actor_fisher_vector_product,
+    actor_jacobian,
     critic_jacobian,
     mlp_gauss_newton_vector_product,
 )
@@ -123,6 +124,47 @@ def test_policy_products_match_autograd(env_id, weighted):
         th.testing.assert_close(hand(vector), auto(vector), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])  # diagonal Gaussian, categorical
+def test_actor_distribution_and_gradient_match_sb3_and_autograd(env_id):
+    model = _model(env_id, policy_kwargs=dict(activation_fn=nn.Tanh, net_arch=dict(pi=[16, 8], vf=[8])))
+    rollout = next(iter(model.rollout_buffer.get(batch_size=None)))
+    actor = actor_jacobian(model.policy, rollout.observations, model.actor_params)
+    assert actor is not None
+    actions = rollout.actions.long().flatten() if env_id == "CartPole-v1" else rollout.actions
+    weights = th.rand(64, generator=th.Generator().manual_seed(0))
+
+    def objective(distribution) -> th.Tensor:  # a surrogate-like loss that reaches every actor parameter
+        return (weights * th.exp(distribution.log_prob(actions) - rollout.old_log_prob)).mean() + distribution.entropy().mean()
+
+    sb3 = model.policy.get_distribution(rollout.observations)
+    with th.no_grad():
+        th.testing.assert_close(actor.distribution().log_prob(actions), sb3.log_prob(actions), rtol=0, atol=0)
+    expected = flat_concat(th.autograd.grad(objective(sb3), model.actor_params))
+    th.testing.assert_close(actor.gradient(objective), expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("sub_sampled", [False, True], ids=["whole", "sub-sample"])
+def test_value_step_by_hand_needs_no_graph_and_matches_autograd(sub_sampled):
+    model = _model("Pendulum-v1", policy_kwargs=dict(net_arch=dict(pi=[8], vf=[16, 8])))
+    rollout = next(iter(model.rollout_buffer.get(batch_size=None)))
+    curvature = rollout.observations[::4] if sub_sampled else None
+    kwargs = dict(cg_max_steps=10, cg_damping=0.1)
+    values = model.policy.predict_values(rollout.observations).flatten()
+    if curvature is not None:
+        kwargs["curvature_values"] = model.policy.predict_values(curvature).flatten()
+    expected = trust_region_value_step(model.critic_params, values, rollout.returns, 0.01, **kwargs)
+
+    hand = model._hand_written_critic(rollout, None if curvature is None else rollout._replace(observations=curvature))
+    assert hand is not None and not hand.values.requires_grad
+    th.testing.assert_close(hand.values, values.detach(), rtol=0, atol=0)
+    kwargs.update(curvature_values=hand.curvature_values, gauss_newton=hand.gauss_newton, values_vjp=hand.values_vjp)
+    step = trust_region_value_step(model.critic_params, hand.values, rollout.returns, 0.01, **kwargs)
+    th.testing.assert_close(step.step, expected.step, rtol=1e-4, atol=1e-7)
+    th.testing.assert_close(step.predicted_kl, expected.predicted_kl, rtol=1e-4, atol=1e-9)
+    with pytest.raises(ValueError, match="values_vjp needs gauss_newton"):
+        trust_region_value_step(model.critic_params, hand.values, rollout.returns, 0.01, values_vjp=hand.values_vjp)
+
+
 class RowSoftmax(nn.Softmax):
     """An activation that mixes the elements of a row: its Jacobian is not diagonal."""
 
@@ -166,13 +208,24 @@ def _forbid(monkeypatch, module, name: str) -> None:
     monkeypatch.setattr(module, name, forbidden)
 
 
-def test_npg_takes_the_hand_written_products_and_the_recurrent_npg_does_not(monkeypatch):
+@pytest.mark.parametrize("factor", [1, 2], ids=["whole", "sub-samples"])
+def test_npg_takes_the_hand_written_products_and_the_recurrent_npg_does_not(monkeypatch, factor):
     # Both autograd builders made to fail: NPG trains without them, on its own policy's MLPs
     with monkeypatch.context() as patch:
         _forbid(patch, npg_module, "fisher_vector_product")
         _forbid(patch, trust_region_critic, "gauss_newton_vector_product")
-        model = NPG("MlpPolicy", "Pendulum-v1", n_steps=64, critic_solver="trust_region", n_critic_updates=2, seed=0)
+        model = NPG(
+            "MlpPolicy",
+            "Pendulum-v1",
+            n_steps=64,
+            critic_solver="trust_region",
+            n_critic_updates=2,
+            sub_sampling_factor=factor,
+            critic_sub_sampling_factor=factor,
+            seed=0,
+        )
         model.learn(128)
+        assert model.logger.name_to_value["train/update_skipped"] == 0.0
         recurrent = RecurrentNPG("MlpLstmPolicy", "Pendulum-v1", n_steps=64, seed=0)
         with pytest.raises(AssertionError, match="fisher_vector_product called"):
             recurrent.learn(64)

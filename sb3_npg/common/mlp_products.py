@@ -21,14 +21,16 @@ checks it against an explicitly formed ``J^T M J`` in float64, and against autog
 :func:`actor_fisher_vector_product` and :func:`critic_jacobian` recognise the networks they can take (SB3's own
 ``MlpExtractor``, ``nn.Sequential`` of linear layers and the activations in :data:`ELEMENTWISE_ACTIVATIONS`, a
 linear head, SB3's own ways of building the distribution and the values, and exactly the parameters asked for) and
-return ``None`` for anything else, which the algorithms then differentiate with autograd. Nothing here reads a value
-on the host.
+return ``None`` for anything else, which the algorithms then differentiate with autograd. :class:`ActorJacobian` also
+gives the action distribution and the policy gradient from the same forward pass, so that a natural-gradient step
+walks the network's graph with autograd not at all. Nothing here reads a value on the host.
 """
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Callable, Sequence
 
 import torch as th
-from stable_baselines3.common.distributions import CategoricalDistribution, DiagGaussianDistribution
+from stable_baselines3.common.distributions import CategoricalDistribution, DiagGaussianDistribution, Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.torch_layers import MlpExtractor
 from torch import nn
@@ -248,6 +250,106 @@ def _same_parameters(wanted: Sequence[th.Tensor], have: Sequence[th.Tensor]) -> 
     return sorted(map(id, wanted)) == sorted(map(id, have))
 
 
+class ActorJacobian:
+    """
+    The actor of an SB3 MLP policy at a batch of states, by hand: one forward pass (an :class:`MlpJacobian` of the
+    policy network and the head) gives the action distribution, the gradient of any objective of it and the exact
+    Fisher-vector product, each without another pass through the network.
+
+    Built by :func:`actor_jacobian`, which checks that the policy is one it can take.
+
+    :param policy: the policy (SB3's diagonal Gaussian without gSDE, or its categorical distribution)
+    :param jacobian: the Jacobian of the distribution's parameters (the mean or the logits) at the states
+    :param params: the parameters of the flat vectors: exactly the Jacobian's and, for the Gaussian, ``log_std``
+    """
+
+    def __init__(self, policy: ActorCriticPolicy, jacobian: MlpJacobian, params: Sequence[th.Tensor]) -> None:
+        self.policy = policy
+        self.jacobian = jacobian
+        self.params = list(params)
+        self.gaussian = type(policy.action_dist) is DiagGaussianDistribution
+        #: the parameters outside the Jacobian, each with its Fisher block ``c I`` (a state-independent ``log_std``: 2)
+        self.identity_blocks: list[tuple[th.Tensor, float]] = [(policy.log_std, 2.0)] if self.gaussian else []
+        if not _same_parameters(self.params, [*jacobian.params, *(param for param, _ in self.identity_blocks)]):
+            raise ValueError("params must be exactly the actor network's and head's parameters (and log_std)")
+
+    def distribution(self, outputs: th.Tensor | None = None) -> Distribution:
+        """
+        The action distribution at the states, as SB3's ``get_distribution`` builds it (a new object).
+
+        :param outputs: the distribution's parameters (the mean or the logits) to build it from; ``None``: those of
+            the forward pass, without a graph
+        """
+        outputs = self.jacobian.outputs if outputs is None else outputs
+        distribution = copy.copy(self.policy.action_dist)
+        if isinstance(distribution, DiagGaussianDistribution):
+            return distribution.proba_distribution(outputs, self.policy.log_std)
+        assert isinstance(distribution, CategoricalDistribution)
+        return distribution.proba_distribution(outputs)
+
+    def gradient(self, objective: Callable[[Distribution], th.Tensor]) -> th.Tensor:
+        """
+        The gradient of a scalar function of the action distribution with respect to :attr:`params`, flat: autograd
+        from the objective back to the distribution's parameters (``log_std`` included), then ``J^T`` by hand.
+
+        :param objective: the distribution -> a 0-d tensor (a surrogate loss)
+        """
+        outputs = self.jacobian.outputs.detach().requires_grad_(True)
+        with th.enable_grad():
+            value = objective(self.distribution(outputs))
+            leaves = [outputs, *(param for param, _ in self.identity_blocks)]
+            grads = th.autograd.grad(value, leaves, allow_unused=True, materialize_grads=True)
+        pulled = dict(zip(map(id, self.jacobian.params), self.jacobian.vjp(grads[0]), strict=True))
+        pulled.update(zip(map(id, leaves[1:]), grads[1:], strict=True))
+        return flat_concat([pulled[id(param)] for param in self.params])
+
+    def fisher_vector_product(self, damping: float = 0.0, weights: th.Tensor | None = None) -> FisherVectorProduct:
+        """
+        ``v -> (F + damping I) v``, the exact Fisher of the action distribution averaged over the states.
+
+        :param damping: Tikhonov damping added to the product
+        :param weights: optional per-state weights of the average
+        """
+        if self.gaussian:
+            inverse_variance = th.exp(-2.0 * self.policy.log_std.detach())
+
+            def metric(u: th.Tensor) -> th.Tensor:
+                return u * inverse_variance
+
+        else:
+            probs = th.softmax(self.jacobian.outputs, dim=-1)
+
+            def metric(u: th.Tensor) -> th.Tensor:
+                return probs * u - probs * (probs * u).sum(dim=-1, keepdim=True)
+
+        return mlp_gauss_newton_vector_product(self.params, self.jacobian, metric, damping, weights, self.identity_blocks)
+
+
+def actor_jacobian(policy: BasePolicy, observations: th.Tensor, params: Sequence[th.Tensor]) -> ActorJacobian | None:
+    """
+    The actor of an SB3 MLP policy at the states, by hand (see :class:`ActorJacobian`), or None when the policy is
+    not one it can take.
+
+    Takes SB3's diagonal Gaussian (without gSDE: its block of ``log_std`` is ``2 I``) and its categorical
+    distribution, built by SB3's own ``get_distribution`` from its own ``MlpExtractor`` and a linear ``action_net``.
+
+    :param policy: the policy
+    :param observations: the states (as SB3's ``get_distribution`` takes them)
+    :param params: the parameters of the flat vectors: exactly the policy network's, the head's and ``log_std``
+    """
+    if not isinstance(policy, ActorCriticPolicy):
+        return None
+    if type(policy.action_dist) not in (DiagGaussianDistribution, CategoricalDistribution):
+        return None
+    jacobian = _branch_jacobian(policy, observations, "actor")
+    if jacobian is None:
+        return None
+    blocks = [policy.log_std] if type(policy.action_dist) is DiagGaussianDistribution else []
+    if not _same_parameters(params, [*jacobian.params, *blocks]):
+        return None
+    return ActorJacobian(policy, jacobian, params)
+
+
 def actor_fisher_vector_product(
     policy: BasePolicy,
     observations: th.Tensor,
@@ -256,10 +358,8 @@ def actor_fisher_vector_product(
     weights: th.Tensor | None = None,
 ) -> FisherVectorProduct | None:
     """
-    The exact Fisher-vector product of an SB3 MLP policy's action distribution, by hand (see the module's notes).
-
-    Takes SB3's diagonal Gaussian (without gSDE: its block of ``log_std`` is ``2 I``) and its categorical
-    distribution, built by SB3's own ``get_distribution`` from its own ``MlpExtractor`` and a linear ``action_net``.
+    The exact Fisher-vector product of an SB3 MLP policy's action distribution, by hand (see :func:`actor_jacobian`
+    for the policies it takes).
 
     :param policy: the policy
     :param observations: the states the Fisher averages over (as SB3's ``get_distribution`` takes them)
@@ -268,31 +368,8 @@ def actor_fisher_vector_product(
     :param weights: optional per-state weights of the average
     :return: the product on flat vectors, or None when the policy is not one of those
     """
-    if not isinstance(policy, ActorCriticPolicy):
-        return None
-    distribution = type(policy.action_dist)
-    if distribution not in (DiagGaussianDistribution, CategoricalDistribution):
-        return None
-    jacobian = _branch_jacobian(policy, observations, "actor")
-    if jacobian is None:
-        return None
-    if distribution is DiagGaussianDistribution:
-        blocks = [(policy.log_std, 2.0)]
-        inverse_variance = th.exp(-2.0 * policy.log_std.detach())
-
-        def metric(u: th.Tensor) -> th.Tensor:
-            return u * inverse_variance
-
-    else:
-        blocks = []
-        probs = th.softmax(jacobian.outputs, dim=-1)
-
-        def metric(u: th.Tensor) -> th.Tensor:
-            return probs * u - probs * (probs * u).sum(dim=-1, keepdim=True)
-
-    if not _same_parameters(params, [*jacobian.params, *(param for param, _ in blocks)]):
-        return None
-    return mlp_gauss_newton_vector_product(params, jacobian, metric, damping, weights, blocks)
+    actor = actor_jacobian(policy, observations, params)
+    return None if actor is None else actor.fisher_vector_product(damping, weights)
 
 
 def critic_jacobian(policy: BasePolicy, observations: th.Tensor, params: Sequence[th.Tensor]) -> MlpJacobian | None:

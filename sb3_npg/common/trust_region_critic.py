@@ -76,6 +76,7 @@ def trust_region_value_step(
     curvature_values: th.Tensor | None = None,
     curvature_weights: th.Tensor | None = None,
     gauss_newton: GaussNewtonFactory | None = None,
+    values_vjp: Callable[[th.Tensor], th.Tensor] | None = None,
 ) -> ValueStep:
     """
     The GAE paper's trust-region step of a value function ``V_phi`` on one batch.
@@ -93,14 +94,26 @@ def trust_region_value_step(
     :param curvature_weights: the per-sample weights of those states (``weights`` when ``curvature_values`` is ``None``)
     :param gauss_newton: builds the Gauss-Newton products (same weights, same states) instead of autograd; used only
         when the values depend on every parameter given
+    :param values_vjp: ``u -> J^T u`` on the whole batch, flat over every parameter given (hand-written, with
+        ``gauss_newton``): the gradient then needs no graph, and ``values`` and ``curvature_values`` may come without
+        one; ``None``: autograd through ``values``
     :return: the step and its diagnostics (see :class:`ValueStep`)
     """
+    if values_vjp is not None and gauss_newton is None:
+        raise ValueError("values_vjp needs gauss_newton: autograd's products need the graph that values_vjp replaces")
     params = list(params)
     targets = targets.detach()
-    old_loss = weighted_mean((values - targets) ** 2, weights)
-    grads = th.autograd.grad(old_loss, params, retain_graph=True, allow_unused=True)
-    used = [p for p, grad in zip(params, grads, strict=True) if grad is not None]
-    gradient = flat_concat([grad for grad in grads if grad is not None])
+    if values_vjp is None:
+        old_loss = weighted_mean((values - targets) ** 2, weights)
+        grads = th.autograd.grad(old_loss, params, retain_graph=True, allow_unused=True)
+        used = [p for p, grad in zip(params, grads, strict=True) if grad is not None]
+        gradient = flat_concat([grad for grad in grads if grad is not None])
+    else:  # autograd only from the loss to the values, then J^T by hand
+        leaf = values.detach().requires_grad_(True)
+        with th.enable_grad():
+            old_loss = weighted_mean((leaf - targets) ** 2, weights)
+            (cotangent,) = th.autograd.grad(old_loss, leaf)
+        old_loss, used, gradient = old_loss.detach(), params, values_vjp(cotangent)
 
     variance = old_loss.detach().clamp(min=min_variance)
     inv_variance = 1.0 / variance
@@ -117,8 +130,8 @@ def trust_region_value_step(
     hvp = product(sub_sampled, cg_damping)
     solve = conjugate_gradient(hvp, gradient, max_iter=cg_max_steps)
     direction = solve.solution
-    if not sub_sampled:
-        shs = direction @ hvp(direction) - cg_damping * (direction @ direction)
+    if not sub_sampled:  # s^T (H + lambda I) s comes with the solve, without another product
+        shs = solve.quadratic_form - cg_damping * (direction @ direction)
     else:  # the length from the whole batch's curvature: the sub-sample's misses the directions it does not see
         shs = direction @ product(False, 0.0)(direction)
 

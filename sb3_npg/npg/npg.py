@@ -11,6 +11,7 @@ the math in :mod:`sb3_npg.common`. The ``_batch_*`` hooks read the rollout; the 
 
 import copy
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -28,8 +29,8 @@ from sb3_npg.common.conjugate_gradient import conjugate_gradient
 from sb3_npg.common.fisher import FisherVectorProduct, MetricFn, fisher_vector_product, natural_step_size
 from sb3_npg.common.kl import policy_kl
 from sb3_npg.common.mlp_products import (
-    MlpJacobian,
-    actor_fisher_vector_product,
+    ActorJacobian,
+    actor_jacobian,
     critic_jacobian,
     mlp_gauss_newton_vector_product,
 )
@@ -88,6 +89,15 @@ PARAMETERS: dict[str, str] = {
         'parameters than it has samples: pair it with ``critic_cg_damping``. Unused by ``critic_solver="adam"``'
     ),
 }
+
+
+class _HandWrittenCritic(NamedTuple):
+    """The critic by hand: its values (no graph) on the rollout and the curvature sub-sample, and its products."""
+
+    values: th.Tensor
+    curvature_values: th.Tensor | None
+    gauss_newton: GaussNewtonFactory
+    values_vjp: Callable[[th.Tensor], th.Tensor]
 
 
 class _PolicyStep(NamedTuple):
@@ -308,11 +318,13 @@ class NPG(KLOnPolicyAlgorithm):
         weights = self._batch_weights(rollout)
         if self.normalize_advantage:
             advantages = normalize_advantages(advantages, weights)
+        # By hand for SB3's MLP policies: one forward pass serves the distribution, the gradient and the Fisher
+        actor = self._hand_written_actor(rollout)
         with th.no_grad():
-            old_distribution = self._batch_distribution(rollout)
+            old_distribution = self._batch_distribution(rollout) if actor is None else actor.distribution()
             old_surrogate = self._surrogate(old_distribution, rollout, advantages)
 
-        full_step, solve_stats = self._natural_gradient_step(rollout, advantages, target_kl)
+        full_step, solve_stats = self._natural_gradient_step(rollout, advantages, target_kl, actor)
         # One host synchronisation for all diagnostics of the solve
         values = th.stack(list(solve_stats.values())).tolist()
         stats = dict(zip(solve_stats, values, strict=True))
@@ -325,28 +337,36 @@ class NPG(KLOnPolicyAlgorithm):
         return self._apply_step(rollout, advantages, old_distribution, old_surrogate, full_step, target_kl, stats)
 
     def _natural_gradient_step(
-        self, rollout: RolloutBufferSamples, advantages: th.Tensor, target_kl: float
+        self, rollout: RolloutBufferSamples, advantages: th.Tensor, target_kl: float, actor: ActorJacobian | None
     ) -> tuple[th.Tensor, dict[str, th.Tensor]]:
         """
         The full step ``sqrt(2 delta / s^T F s) s`` with ``s`` solving ``(F + lambda I) s = g``, and its diagnostics
         (``s^T (F + lambda I) s`` in place of ``s^T F s`` with ``damped_step_size``).
 
-        Everything stays on the device (no host synchronisation); the graphs die when this returns.
+        ``actor``: the actor by hand on the whole rollout (SB3's MLP policies), else None (autograd). Everything stays
+        on the device (no host synchronisation); the graphs die when this returns.
         """
-        distribution = self._batch_distribution(rollout)
-        surrogate = self._surrogate(distribution, rollout, advantages)
-        gradient = flat_concat(th.autograd.grad(surrogate, self.actor_params, retain_graph=True))
 
-        # Fisher on a sub-sample of the batch (or on the batch itself), by hand for SB3's MLP policies
+        def surrogate(distribution: Distribution) -> th.Tensor:
+            return self._surrogate(distribution, rollout, advantages)
+
+        # The Fisher on a sub-sample of the batch, or on the batch itself
         fisher_batch = self._fisher_batch(rollout, self.sub_sampling_factor) if self.sub_sampling_factor > 1 else rollout
         fisher_weights = self._batch_weights(fisher_batch)
-        fvp = self._hand_written_fisher(fisher_batch, fisher_weights)
-        if fvp is None:  # autograd's, sharing the gradient's forward pass when on the whole batch
+        if actor is not None:  # by hand, from the actor's forward pass (a second one on a sub-sample)
+            gradient = actor.gradient(surrogate)
+            fisher_actor = actor if fisher_batch is rollout else self._hand_written_actor(fisher_batch)
+            assert fisher_actor is not None  # the same policy as the whole batch's
+            fvp = fisher_actor.fisher_vector_product(self.cg_damping, fisher_weights)
+        else:  # autograd's, the Fisher sharing the gradient's forward pass when on the whole batch
+            distribution = self._batch_distribution(rollout)
+            gradient = flat_concat(th.autograd.grad(surrogate(distribution), self.actor_params, retain_graph=True))
             fvp = self._autograd_fisher(fisher_batch, fisher_weights, distribution)
         solve = conjugate_gradient(fvp, gradient, max_iter=self.cg_max_steps)
         direction = solve.solution
-        # Undamped quadratic form: damping regularises the solve, it shrinks the step only when asked to
-        damped_sfs = direction @ fvp(direction)
+        # Undamped quadratic form: damping regularises the solve, it shrinks the step only when asked to. The damped
+        # one, s^T (F + lambda I) s, comes with the solve (from its residual), so it costs no product
+        damped_sfs = solve.quadratic_form
         sfs = damped_sfs - self.cg_damping * (direction @ direction)
         step_size = natural_step_size(damped_sfs if self.damped_step_size else sfs, target_kl)
         full_step = step_size * direction
@@ -379,37 +399,50 @@ class NPG(KLOnPolicyAlgorithm):
         )
 
     def _hand_written_products(self) -> bool:
-        """Whether the batches reach the policy as NPG's own hooks pass them (a recurrent policy's do not)."""
+        """
+        Whether the batches reach the policy as NPG's own hooks pass them (a recurrent policy's do not): none of them
+        is replaced on a subclass or on the instance.
+        """
         hooks = ("_batch_distribution", "_batch_values", "_fisher_batch")
-        return all(getattr(type(self), name) is getattr(NPG, name) for name in hooks)
+        return all(getattr(getattr(self, name), "__func__", None) is getattr(NPG, name) for name in hooks)
 
-    def _hand_written_fisher(self, batch: RolloutBufferSamples, weights: th.Tensor | None) -> FisherVectorProduct | None:
-        """The Fisher-vector product of an SB3 MLP policy by hand (:mod:`~sb3_npg.common.mlp_products`), else None."""
+    def _hand_written_actor(self, batch: RolloutBufferSamples) -> ActorJacobian | None:
+        """The actor of an SB3 MLP policy by hand at a batch's states (:mod:`~sb3_npg.common.mlp_products`), else None."""
         if not self._hand_written_products():
             return None
-        return actor_fisher_vector_product(self.policy, batch.observations, self.actor_params, self.cg_damping, weights)
+        return actor_jacobian(self.policy, batch.observations, self.actor_params)
 
-    def _hand_written_gauss_newton(
+    def _hand_written_critic(
         self, rollout: RolloutBufferSamples, curvature_batch: RolloutBufferSamples | None
-    ) -> GaussNewtonFactory | None:
-        """The critic's Gauss-Newton products by hand (:mod:`~sb3_npg.common.mlp_products`), else None."""
+    ) -> _HandWrittenCritic | None:
+        """The critic by hand (:mod:`~sb3_npg.common.mlp_products`) on the rollout and the curvature sub-sample, else None."""
         if not self._hand_written_products():
             return None
         whole = critic_jacobian(self.policy, rollout.observations, self.critic_params)
         if whole is None:
             return None
-        sample: MlpJacobian | None = whole
+        sample = whole
         if curvature_batch is not None:
-            sample = critic_jacobian(self.policy, curvature_batch.observations, self.critic_params)
+            on_sample = critic_jacobian(self.policy, curvature_batch.observations, self.critic_params)
+            assert on_sample is not None  # the same critic as the whole batch's
+            sample = on_sample
         weights = self._batch_weights(rollout)
         sample_weights = weights if curvature_batch is None else self._batch_weights(curvature_batch)
 
-        def factory(metric: MetricFn, damping: float, on_sub_sample: bool) -> FisherVectorProduct:
+        def gauss_newton(metric: MetricFn, damping: float, on_sub_sample: bool) -> FisherVectorProduct:
             jacobian, batch_weights = (sample, sample_weights) if on_sub_sample else (whole, weights)
-            assert jacobian is not None  # the same critic as the whole batch's
             return mlp_gauss_newton_vector_product(self.critic_params, jacobian, metric, damping, batch_weights)
 
-        return factory
+        def values_vjp(cotangent: th.Tensor) -> th.Tensor:
+            grads = dict(zip(map(id, whole.params), whole.vjp(cotangent.reshape(whole.outputs.shape)), strict=True))
+            return flat_concat([grads[id(param)] for param in self.critic_params])
+
+        return _HandWrittenCritic(
+            values=whole.outputs.flatten(),
+            curvature_values=None if curvature_batch is None else sample.outputs.flatten(),
+            gauss_newton=gauss_newton,
+            values_vjp=values_vjp,
+        )
 
     def _apply_step(
         self,
@@ -476,8 +509,13 @@ class NPG(KLOnPolicyAlgorithm):
         records: list[list[float]] = []
         dropped = 0
         for _ in range(self.n_critic_updates):
-            values = self._batch_values(rollout)
-            curvature_values = None if curvature_batch is None else self._batch_values(curvature_batch)
+            # By hand for SB3's MLP critics (one forward pass, no graph), else autograd through the values
+            hand = self._hand_written_critic(rollout, curvature_batch)
+            if hand is None:
+                values = self._batch_values(rollout)
+                curvature_values = None if curvature_batch is None else self._batch_values(curvature_batch)
+            else:
+                values, curvature_values = hand.values, hand.curvature_values
             step = trust_region_value_step(
                 self.critic_params,
                 values,
@@ -488,14 +526,15 @@ class NPG(KLOnPolicyAlgorithm):
                 weights=weights,
                 curvature_values=curvature_values,
                 curvature_weights=curvature_weights,
-                gauss_newton=self._hand_written_gauss_newton(rollout, curvature_batch),
+                gauss_newton=None if hand is None else hand.gauss_newton,
+                values_vjp=None if hand is None else hand.values_vjp,
             )
-            del values, curvature_values  # frees the graphs before the step is applied
+            old_values = values.detach()
+            del values, curvature_values, hand  # frees the graphs before the step is applied
             if not bool(step.finite):
                 dropped += 1
                 continue
             with th.no_grad():
-                old_values = self._batch_values(rollout)
                 for param, delta in zip(self.critic_params, unflatten_like(step.step, self.critic_params), strict=True):
                     param.add_(delta)
                 new_values = self._batch_values(rollout)

@@ -522,12 +522,12 @@ def test_cost_benchmark(cost, tmp_path, capsys):
         rollout, train, total = float(row["rollout_s"]), float(row["train_s"]), float(row["total_s"])
         assert rollout > 0 and train >= 0 and rollout + train == pytest.approx(total, abs=1e-5)
         assert int(row["steps"]) >= 256 and int(row["steps"]) % int(row["n_envs"]) == 0
-    # Whole rollouts: NPG 2 x 512 takes 1024 steps, PPO 8 x 32 takes 256
-    assert (by_algo["npg"]["n_envs"], by_algo["npg"]["steps"], by_algo["npg"]["updates"]) == ("2", "1024", "1")
+    # Whole rollouts: NPG 2 x 1024 takes 2048 steps, PPO 8 x 32 takes 256
+    assert (by_algo["npg"]["n_envs"], by_algo["npg"]["steps"], by_algo["npg"]["updates"]) == ("2", "2048", "1")
     assert (by_algo["ppo"]["n_envs"], by_algo["ppo"]["steps"], by_algo["ppo"]["updates"]) == ("8", "256", "1")
     assert float(by_algo["floor:8envs"]["train_s"]) == 0 and by_algo["npg"]["stack"] == "2envs"
     table = (tmp_path / cost.TABLE_FILE).read_text()
-    assert f"## {env_id}" in table and "| npg | 2 x 512 | 1024 | 1 |" in table and "| floor:8envs | 8 | 256 | 1 |" in table
+    assert f"## {env_id}" in table and "| npg | 2 x 1024 | 2048 | 1 |" in table and "| floor:8envs | 8 | 256 | 1 |" in table
     assert "npg " in table.split("environment-only floor")[1] and "of floor:8envs" in table
 
     # Run again: nothing to do; a second round of NPG alone adds only that row; --report rewrites the table
@@ -541,7 +541,7 @@ def test_cost_benchmark(cost, tmp_path, capsys):
     assert len(rows) == 5 and (rows[-1]["algo"], rows[-1]["round"]) == ("npg", "2")
     (tmp_path / cost.TABLE_FILE).unlink()
     assert cost.main(["--report", "--results-dir", str(tmp_path)]) == 0
-    assert "| npg | 2 x 512 | 1024 | 2 |" in (tmp_path / cost.TABLE_FILE).read_text()
+    assert "| npg | 2 x 1024 | 2048 | 2 |" in (tmp_path / cost.TABLE_FILE).read_text()
 
 
 def test_evaluation_is_sb3s_eval_callback(common, monkeypatch):

@@ -141,6 +141,16 @@ class MlpJacobian:
         with th.no_grad():
             return self._vjp(cotangent)
 
+    def flat_vjp(self, cotangent: th.Tensor, params: Sequence[th.Tensor]) -> th.Tensor:
+        """
+        ``J^T u`` as one flat vector over ``params``: :meth:`vjp` in another order of the same parameters.
+
+        :param cotangent: ``u``, shaped like :attr:`outputs`
+        :param params: :attr:`params` in the order of the flat vector
+        """
+        grads = dict(zip(map(id, self.params), self.vjp(cotangent), strict=True))
+        return flat_concat([grads[id(param)] for param in params])
+
     def _vjp(self, cotangent: th.Tensor) -> list[th.Tensor]:
         grads: list[th.Tensor] = []
         first_linear = next(i for i, layer in enumerate(self.layers) if isinstance(layer, nn.Linear))
@@ -300,7 +310,7 @@ class ActorJacobian:
             leaves = [outputs, *(param for param, _ in self.identity_blocks)]
             grads = th.autograd.grad(value, leaves, allow_unused=True, materialize_grads=True)
         pulled = dict(zip(map(id, self.jacobian.params), self.jacobian.vjp(grads[0]), strict=True))
-        pulled.update(zip(map(id, leaves[1:]), grads[1:], strict=True))
+        pulled.update(zip(map(id, leaves[1:]), grads[1:], strict=True))  # log_std's own gradient
         return flat_concat([pulled[id(param)] for param in self.params])
 
     def fisher_vector_product(self, damping: float = 0.0, weights: th.Tensor | None = None) -> FisherVectorProduct:

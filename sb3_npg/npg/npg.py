@@ -434,8 +434,7 @@ class NPG(KLOnPolicyAlgorithm):
             return mlp_gauss_newton_vector_product(self.critic_params, jacobian, metric, damping, batch_weights)
 
         def values_vjp(cotangent: th.Tensor) -> th.Tensor:
-            grads = dict(zip(map(id, whole.params), whole.vjp(cotangent.reshape(whole.outputs.shape)), strict=True))
-            return flat_concat([grads[id(param)] for param in self.critic_params])
+            return whole.flat_vjp(cotangent.reshape(whole.outputs.shape), self.critic_params)
 
         return _HandWrittenCritic(
             values=whole.outputs.flatten(),

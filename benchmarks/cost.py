@@ -12,8 +12,14 @@ MuJoCo tasks HalfCheetah-v5, Hopper-v5, Walker2d-v5) this times, for ``--steps``
   shipped NPG entry (and NPG's ``batch_size`` when TRPO's does not divide the new rollout), so that NPG's
   ``train()`` and TRPO's are compared on rollouts of the same size;
 - ``floor:<stack>``: the environment-only floor, the very VecEnv stack an entry builds (same ``n_envs``, same
-  ``VecNormalize`` wrapping) stepping pre-drawn random actions without any policy, one floor per distinct
-  stack of the runs on that environment (``floor:2envs+norm``: 2 copies under ``VecNormalize``).
+  ``VecNormalize`` wrapping, same class holding the copies) stepping pre-drawn random actions without any policy,
+  one floor per distinct stack of the runs on that environment (``floor:2envs+norm+sb3``: 2 copies in SB3's
+  ``DummyVecEnv`` under ``VecNormalize``).
+
+Each runs on the stack its own command line builds: ours in the ``InfoCopyDummyVecEnv`` of ``sb3-npg train``
+(:mod:`sb3_npg.common.vec_env`: SB3's ``DummyVecEnv`` with a cheaper copy of the infos), the peers in SB3's
+``DummyVecEnv``, as ``rl_zoo3 train`` builds them (``+sb3`` in the stack's name); ``trpo:same-rollout`` takes NPG's
+whole stack.
 
 Entries are looked up, and environments and models built, with the learning benchmark's modules
 (``common.entries``, ``common.algos``), exactly as the learning benchmark does. Every environment is measured
@@ -58,13 +64,14 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from common.algos import algorithm_class
+from common.algos import PEER_ALGOS, algorithm_class
 from common.cli import add_variant_argument, make_parser, parse_variants
 from common.entries import apply_overrides, resolve_entry
 from common.results import RESULTS_DIR as ALL_RESULTS_DIR
 from common.results import append_rows, host_description, read_rows, utc_now
+from sb3_npg.common.vec_env import InfoCopyDummyVecEnv
 from sb3_npg.zoo import config
 from sb3_npg.zoo.algos import ALGOS
 
@@ -123,6 +130,7 @@ class Measurement:
     entry: dict[str, Any] = field(hash=False, compare=False)
     hyperparams: str = ""
     stack: str = ""
+    vec_env_cls: type[DummyVecEnv] = field(default=InfoCopyDummyVecEnv, hash=False, compare=False)
 
     def key(self, round_: int, budget: int) -> tuple[str, str, int, int]:
         """What identifies a finished measurement in ``cost.csv``."""
@@ -134,12 +142,26 @@ def _default(algo: str, name: str) -> Any:
     return inspect.signature(algorithm_class(algo)).parameters[name].default
 
 
-def env_stack(entry: dict[str, Any]) -> str:
+def vec_env_class(algo: str, label: str) -> type[DummyVecEnv]:
     """
-    A short name of the VecEnv stack an entry builds: its copies, its ``VecNormalize`` and any other wrapping.
+    The class that holds a run's copies: SB3's ``DummyVecEnv`` for a peer (as ``rl_zoo3 train`` builds it),
+    :class:`~sb3_npg.common.vec_env.InfoCopyDummyVecEnv` for ours (as ``sb3-npg train`` does) and for
+    ``trpo:same-rollout`` (NPG's stack).
+
+    :param algo: the algorithm's zoo name
+    :param label: the configuration's label
+    """
+    return DummyVecEnv if algo in PEER_ALGOS and label != SAME_ROLLOUT else InfoCopyDummyVecEnv
+
+
+def env_stack(entry: dict[str, Any], vec_env_cls: type[DummyVecEnv] = InfoCopyDummyVecEnv) -> str:
+    """
+    A short name of the VecEnv stack an entry builds: its copies, its ``VecNormalize`` and any other wrapping, and
+    ``+sb3`` when SB3's ``DummyVecEnv`` holds the copies.
 
     :param entry: a zoo entry
-    :return: e.g. ``"2envs+norm"``, ``"8envs"``, ``"1env+norm(norm_reward=False)"``
+    :param vec_env_cls: the class that holds the copies
+    :return: e.g. ``"16envs+norm"``, ``"2envs+norm+sb3"``, ``"8envs"``, ``"1env+norm(norm_reward=False)"``
     """
     n_envs = int(entry.get("n_envs", 1))
     name = f"{n_envs}env" + ("s" if n_envs > 1 else "")
@@ -152,6 +174,10 @@ def env_stack(entry: dict[str, Any]) -> str:
     for key in ("env_kwargs", "env_wrapper", "vec_env_wrapper", "frame_stack"):
         if entry.get(key):
             name += f"+{key}={entry[key]}"
+    if vec_env_cls is DummyVecEnv:
+        name += "+sb3"
+    elif vec_env_cls is not InfoCopyDummyVecEnv:
+        name += f"+{vec_env_cls.__name__}"
     return name
 
 
@@ -214,7 +240,8 @@ def plan_env(
             skipped.append(f"skip {label} on {env_id}: no entry for it")
             continue
         entry, source = found
-        runs.append(Measurement(env_id, label, algo, entry, source, env_stack(entry)))
+        vec_env = vec_env_class(algo, label)
+        runs.append(Measurement(env_id, label, algo, entry, source, env_stack(entry, vec_env), vec_env))
     for name, overrides in variants:
         for algo in OUR_ALGOS:
             found = entry_of(algo) if algo in configs else None
@@ -232,7 +259,8 @@ def plan_env(
     for run in stacks:
         if run.stack not in floors:
             description = f"random actions on the VecEnv stack of {run.hyperparams}"
-            floors[run.stack] = Measurement(env_id, f"{FLOOR}:{run.stack}", FLOOR, run.entry, description, run.stack)
+            floor = Measurement(env_id, f"{FLOOR}:{run.stack}", FLOOR, run.entry, description, run.stack, run.vec_env_cls)
+            floors[run.stack] = floor
     return [*floors.values(), *runs], skipped
 
 
@@ -296,7 +324,7 @@ def measure_floor(measurement: Measurement, budget: int, seed: int) -> dict[str,
 
     :return: the row's measured fields
     """
-    env = config.make_env_from_hyperparams(measurement.entry, measurement.env, seed=seed)
+    env = config.make_env_from_hyperparams(measurement.entry, measurement.env, seed=seed, vec_env_cls=measurement.vec_env_cls)
     n_envs = env.num_envs
     per_env = -(-budget // n_envs)
     env.action_space.seed(seed)
@@ -320,7 +348,7 @@ def measure_run(measurement: Measurement, budget: int, seed: int) -> dict[str, A
     :return: the row's measured fields
     """
     entry = measurement.entry
-    env: VecEnv = config.make_env_from_hyperparams(entry, measurement.env, seed=seed)
+    env: VecEnv = config.make_env_from_hyperparams(entry, measurement.env, seed=seed, vec_env_cls=measurement.vec_env_cls)
     kwargs = config.constructor_kwargs(entry)
     kwargs.update(verbose=0, device="cpu")
     model = algorithm_class(measurement.algo)(entry.get("policy", "MlpPolicy"), env, seed=seed, **kwargs)

@@ -10,6 +10,9 @@ from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pytest
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from sb3_npg.common.vec_env import InfoCopyDummyVecEnv
 
 pytest.importorskip("rl_zoo3", reason='the peers take the zoo\'s hyperparameters: pip install "sb3-npg[zoo]"')
 pytest.importorskip("sb3_contrib")
@@ -442,6 +445,13 @@ def test_cost_plan(cost):
     npg, same = by_label["npg"].entry, by_label["trpo:same-rollout"].entry
     assert (same["n_envs"], same["n_steps"]) == (npg.get("n_envs", 1), npg.get("n_steps", 2048))
     assert by_label["trpo:same-rollout"].stack == by_label["npg"].stack
+    # Each on the copies its own command line builds: ours and trpo:same-rollout in sb3-npg's, the peers in SB3's
+    classes = {label: by_label[label].vec_env_cls for label in ("npg", "trpo:same-rollout", "klppo", "trpo", "ppo")}
+    assert classes == dict.fromkeys(["npg", "trpo:same-rollout", "klppo"], InfoCopyDummyVecEnv) | dict.fromkeys(
+        ["trpo", "ppo"], DummyVecEnv
+    )
+    assert by_label["trpo"].stack.endswith("+sb3") and not by_label["npg"].stack.endswith("+sb3")
+    assert all(by_label[f"floor:{m.stack}"].vec_env_cls is m.vec_env_cls for m in measurements[-5:])
     assert by_label["trpo:same-rollout"].hyperparams.startswith("rl_zoo3 trpo.yml[HalfCheetah-v4] with n_envs=")
 
     trpo = ({"n_steps": 1024, "n_envs": 2, "batch_size": 128, "normalize": True, "gamma": 0.99}, "t")
@@ -516,7 +526,7 @@ def test_cost_benchmark(cost, tmp_path, capsys):
     assert cost.main(args) == 0
     rows = _rows(tmp_path / cost.CSV_FILE)
     by_algo = {row["algo"]: row for row in rows}
-    assert len(rows) == 4 and sorted(by_algo) == ["floor:2envs", "floor:8envs", "npg", "ppo"]
+    assert len(rows) == 4 and sorted(by_algo) == ["floor:2envs", "floor:8envs+sb3", "npg", "ppo"]
     for row in rows:
         assert row["env"] == env_id and row["round"] == "1" and row["budget"] == "256"
         rollout, train, total = float(row["rollout_s"]), float(row["train_s"]), float(row["total_s"])
@@ -525,10 +535,12 @@ def test_cost_benchmark(cost, tmp_path, capsys):
     # Whole rollouts: NPG 2 x 1024 takes 2048 steps, PPO 8 x 32 takes 256
     assert (by_algo["npg"]["n_envs"], by_algo["npg"]["steps"], by_algo["npg"]["updates"]) == ("2", "2048", "1")
     assert (by_algo["ppo"]["n_envs"], by_algo["ppo"]["steps"], by_algo["ppo"]["updates"]) == ("8", "256", "1")
-    assert float(by_algo["floor:8envs"]["train_s"]) == 0 and by_algo["npg"]["stack"] == "2envs"
+    assert float(by_algo["floor:8envs+sb3"]["train_s"]) == 0 and by_algo["npg"]["stack"] == "2envs"
     table = (tmp_path / cost.TABLE_FILE).read_text()
-    assert f"## {env_id}" in table and "| npg | 2 x 1024 | 2048 | 1 |" in table and "| floor:8envs | 8 | 256 | 1 |" in table
-    assert "npg " in table.split("environment-only floor")[1] and "of floor:8envs" in table
+    assert (
+        f"## {env_id}" in table and "| npg | 2 x 1024 | 2048 | 1 |" in table and "| floor:8envs+sb3 | 8 | 256 | 1 |" in table
+    )
+    assert "npg " in table.split("environment-only floor")[1] and "of floor:8envs+sb3" in table
 
     # Run again: nothing to do; a second round of NPG alone adds only that row; --report rewrites the table
     capsys.readouterr()

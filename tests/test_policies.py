@@ -8,9 +8,10 @@ import pytest
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import ActorCriticPolicy
+from torch import nn
 
 from sb3_npg import KLPPO, NPG, RecurrentKLPPO, RecurrentNPG
-from sb3_npg.common.policies import MlpPolicy, distribution_checks
+from sb3_npg.common.policies import MlpPolicy, distribution_checks, run_plain
 
 ALGOS = [
     pytest.param(NPG, "MlpPolicy", id="NPG"),
@@ -145,3 +146,71 @@ def test_npg_learns_the_same_with_sb3s_policy():
         state[policy] = model.policy.state_dict()
     ours, theirs = state.values()
     assert all(th.equal(ours[key], theirs[key]) for key in ours)
+
+
+def _count_linear_calls(monkeypatch) -> list[nn.Module]:
+    """Records every ``nn.Linear`` called as a module (through ``nn.Module.__call__``)."""
+    called: list[nn.Module] = []
+    original = nn.Module.__call__
+
+    def counting(self, *args, **kwargs):
+        called.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(nn.Linear, "__call__", counting)
+    return called
+
+
+def test_rollout_step_runs_the_linear_kernels_directly(monkeypatch):
+    ours, theirs = _policy_pair(False, gym.spaces.Box(-1.0, 1.0, (3,)))
+    called = _count_linear_calls(monkeypatch)
+    theirs(th.zeros(2, 5))
+    assert len(called) == 6  # SB3: two layers each in the actor and the critic, and the two heads
+    called.clear()
+    ours(th.zeros(2, 5))
+    assert called == []
+
+
+def _hook_target(policy: ActorCriticPolicy, where: str) -> nn.Module:
+    targets = {"layer": policy.mlp_extractor.policy_net[0], "sequential": policy.mlp_extractor.value_net}
+    return targets.get(where, policy.action_net)
+
+
+@pytest.mark.parametrize("where", ["layer", "sequential", "head", "global"])
+def test_a_hook_sends_the_rollout_step_through_the_modules(where):
+    """A hook on a module of the step, or on every module, is run, with the effect it has on SB3's forward."""
+    obs = th.randn(4, 5)
+    results, seen = [], []
+    for policy in _policy_pair(True, gym.spaces.Box(-1.0, 1.0, (3,))):
+        called: list[type[nn.Module]] = []
+
+        def hook(module, args, output, called=called):
+            called.append(type(module))
+            return output + 1.0 if isinstance(module, nn.Linear) else output
+
+        if where == "global":
+            handle = nn.modules.module.register_module_forward_hook(hook)
+        else:
+            handle = _hook_target(policy, where).register_forward_hook(hook)
+        th.manual_seed(0)
+        try:
+            results.append(policy(obs))
+        finally:
+            handle.remove()
+        seen.append(called)
+    if where == "global":  # the same modules' hooks ran, in the same order (the last: the policy itself, ours or SB3's)
+        assert len(seen[0]) > 10 and seen[0][:-1] == seen[1][:-1]
+    else:
+        assert seen[0] == seen[1] == [nn.Sequential if where == "sequential" else nn.Linear]
+    for a, b in zip(*results, strict=True):
+        assert th.equal(a, b)
+
+
+def test_a_replaced_forward_or_another_layer_is_called_as_a_module():
+    linear = nn.Linear(3, 2)
+    x = th.randn(4, 3)
+    assert th.equal(run_plain(nn.Sequential(linear, nn.Tanh(), nn.Identity()), x), th.tanh(linear(x)))
+    assert th.equal(run_plain(nn.Sequential(linear, nn.ELU()), x), nn.functional.elu(linear(x)))
+    linear.forward = lambda inputs: th.zeros(4, 2)  # a user's replacement on the instance
+    assert th.equal(run_plain(linear, x), th.zeros(4, 2))
+    assert th.equal(run_plain(nn.Sequential(nn.Linear(3, 2), linear), x), th.zeros(4, 2))

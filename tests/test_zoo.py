@@ -12,10 +12,11 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 import yaml
-from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize, is_vecenv_wrapped
+from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnvWrapper, VecFrameStack, VecNormalize, is_vecenv_wrapped
 
 import sb3_npg
 from sb3_npg import KLPPO, NPG
+from sb3_npg.common.vec_env import InfoCopyDummyVecEnv
 from sb3_npg.zoo.algos import ALGOS as ALGO_TABLE
 from sb3_npg.zoo.config import (
     HYPERPARAMS_DIR,
@@ -388,8 +389,20 @@ def test_entry_builds_model_through_the_zoo(algo, env_id, tmp_path, monkeypatch)
         assert isinstance(model, algorithm_class(algo))
         assert dict(saved) == load_all_hyperparams(algo)[env_id]
         assert (Path(manager.params_path) / "config.yml").is_file()
+        copies = model.get_env()
+        while isinstance(copies, VecEnvWrapper):
+            copies = copies.venv
+        assert type(copies) is InfoCopyDummyVecEnv  # --vec-env dummy, the default
     finally:
         model.get_env().close()
+
+
+def test_subproc_copies_stay_the_zoos(tmp_path):
+    pytest.importorskip("rl_zoo3")
+    from sb3_npg.zoo.exp_manager import NPGExperimentManager
+
+    manager = NPGExperimentManager(argparse.Namespace(), "npg", "CartPole-v1", str(tmp_path), vec_env_type="subproc")
+    assert manager.vec_env_class is SubprocVecEnv
 
 
 def test_config_reads_the_zoo_keys():

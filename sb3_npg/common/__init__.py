@@ -14,8 +14,9 @@ What the algorithms of sb3-npg share, a module per theme.
 - The algorithms' base: :mod:`~sb3_npg.common.on_policy` (:class:`~sb3_npg.common.on_policy.KLOnPolicyAlgorithm`, the
   SB3 on-policy algorithm that NPG and KLPPO derive from: the arguments they share, their schedules, the rollout
   batch hooks, ``learn()``, and the parameters' descriptions of the classes' docstrings).
-- The algorithms' plumbing: :mod:`~sb3_npg.common.schedules`, :mod:`~sb3_npg.common.threads` and
-  :mod:`~sb3_npg.common.checks` (argument checks, skipped updates).
+- The algorithms' plumbing: :mod:`~sb3_npg.common.schedules`, :mod:`~sb3_npg.common.threads`,
+  :mod:`~sb3_npg.common.checks` (argument checks, skipped updates) and :mod:`~sb3_npg.common.vec_env` (SB3's
+  ``DummyVecEnv`` with a cheaper copy of each step's infos, for ``sb3-npg train``).
 
 KLPPO's penalty controllers live with KLPPO, in :mod:`sb3_npg.klppo.controllers`.
 """

@@ -16,8 +16,9 @@ import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.utils import LinearSchedule
-from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecFrameStack, VecNormalize
 
+from sb3_npg.common.vec_env import InfoCopyDummyVecEnv
 from sb3_npg.zoo.algos import ALGOS, algo_spec
 from sb3_npg.zoo.algos import HYPERPARAMS_DIR as HYPERPARAMS_DIR  # the folder of the shipped files, as before
 
@@ -210,16 +211,23 @@ def _normalize_kwargs(entry: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def make_env_from_hyperparams(
-    entry: dict[str, Any], env_id: str, seed: int | None = None, n_envs: int | None = None
+    entry: dict[str, Any],
+    env_id: str,
+    seed: int | None = None,
+    n_envs: int | None = None,
+    vec_env_cls: type[DummyVecEnv] | type[SubprocVecEnv] = InfoCopyDummyVecEnv,
 ) -> VecEnv:
     """
-    A vectorized environment as the zoo would build it for training: ``env_wrapper``, ``env_kwargs``,
-    ``vec_env_wrapper``, ``normalize`` (``VecNormalize``) and ``frame_stack`` (``VecFrameStack``), in that order.
+    A vectorized environment as ``sb3-npg train`` would build it for training: ``env_wrapper``, ``env_kwargs``,
+    ``vec_env_wrapper``, ``normalize`` (``VecNormalize``) and ``frame_stack`` (``VecFrameStack``), in that order,
+    around copies in an :class:`~sb3_npg.common.vec_env.InfoCopyDummyVecEnv` (the zoo's ``DummyVecEnv``, with a
+    cheaper copy of the infos).
 
     :param entry: a zoo entry
     :param env_id: the environment id
     :param seed: seed of the environments
     :param n_envs: number of copies (default: the entry's ``n_envs``)
+    :param vec_env_cls: the class that holds the copies (SB3's ``DummyVecEnv``: the stack as rl-zoo3 builds it)
     :return: the environment
     """
     _ensure_registered(env_id)
@@ -232,6 +240,7 @@ def make_env_from_hyperparams(
         seed=seed,
         env_kwargs=env_kwargs,
         wrapper_class=wrapper_from_hyperparams(entry, "env_wrapper"),
+        vec_env_cls=vec_env_cls,
     )
     vec_env_wrapper = wrapper_from_hyperparams(entry, "vec_env_wrapper")
     if vec_env_wrapper is not None:

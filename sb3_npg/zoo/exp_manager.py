@@ -6,6 +6,8 @@
 its ``ExperimentManager``: the flags, callbacks, ``VecNormalize`` handling and log layout are the zoo's. The
 subclass overrides
 
+* ``__init__``: with ``--vec-env dummy`` (the default) the copies run in an
+  :class:`~sb3_npg.common.vec_env.InfoCopyDummyVecEnv`, the zoo's ``DummyVecEnv`` with a cheaper copy of the infos;
 * ``_preprocess_schedules``: ``lin_<x>`` strings of the keys of :data:`SCHEDULE_KEYS` (``target_kl``) become
   linear schedules too, beside the zoo's ``learning_rate``, ``clip_range``, ...;
 * ``read_hyperparameters`` and ``load_trial``: ``--trial-id N`` re-trains any trial, trial 0 included, from a
@@ -36,7 +38,9 @@ from rl_zoo3.callbacks import TrialEvalCallback
 from rl_zoo3.exp_manager import ExperimentManager
 from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER as ZOO_CONVERTERS
 from rl_zoo3.utils import get_callback_list
+from stable_baselines3.common.vec_env import DummyVecEnv
 
+from sb3_npg.common.vec_env import InfoCopyDummyVecEnv
 from sb3_npg.zoo.algos import ALGOS
 from sb3_npg.zoo.config import constructor_kwargs
 from sb3_npg.zoo.hyperparams_opt import Converter, family
@@ -109,6 +113,8 @@ class NPGExperimentManager(ExperimentManager):
             # The zoo would look for <algo>.yml among its own files
             kwargs["config"] = default_conf_file(algo)
         super().__init__(*args, **kwargs)
+        if self.vec_env_class is DummyVecEnv:  # --vec-env dummy, the zoo's default: the same copies, cheaper infos
+            self.vec_env_class = InfoCopyDummyVecEnv
         self.tuning = tuning if tuning is not None else TuningOptions()
 
     @staticmethod

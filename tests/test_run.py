@@ -30,7 +30,7 @@ from torch.overrides import TorchFunctionMode
 
 import sb3_npg
 from sb3_npg import KLPPO, NPG
-from sb3_npg.common.parameters import actor_parameters
+from sb3_npg.common.parameters import actor_parameters, probe_observation
 from sb3_npg.klppo.controllers import next_kl_coef
 
 ALGOS = [NPG, KLPPO]
@@ -231,6 +231,50 @@ def test_gsde(algo, kwargs, n_updates, kl_factor, record_logger):
 
 
 # === VecEnvs, callbacks, logging ===
+
+
+class HugeBounds(gym.ObservationWrapper):
+    """An environment whose Box is bounded by float32's largest value, as gymnasium 0.29 bounds CartPole's velocities."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        big = np.finfo(np.float32).max
+        self.observation_space = spaces.Box(-big, big, env.observation_space.shape, np.float32)
+
+    def observation(self, observation):
+        return observation
+
+
+def test_probe_observation_is_finite_and_in_the_space():
+    space = spaces.Dict(
+        {
+            "huge": HugeBounds(gym.make("CartPole-v1")).observation_space,
+            "positive": spaces.Box(1.0, 2.0, (2,), np.float32),
+            "image": spaces.Box(0, 255, (4, 4, 1), np.uint8),
+            "discrete": spaces.Discrete(3, start=5),
+        }
+    )
+    space.seed(0)
+    state = space["discrete"].np_random.bit_generator.state
+    observation = probe_observation(space)
+    assert space.contains(observation)
+    assert np.array_equal(observation["huge"], np.zeros(4, np.float32))
+    assert np.array_equal(observation["positive"], np.ones(2, np.float32))
+    assert space["discrete"].np_random.bit_generator.state == state  # sampled from a copy
+
+
+@pytest.mark.parametrize("algo", ALGOS, ids=_algo_id)
+def test_huge_observation_bounds_do_not_break_the_actor_probe(algo):
+    # A sample of such a Box is near 1e38; a ReLU network turned it into inf and NaN logits, which
+    # torch.distributions refused while the algorithm looked for the actor's parameters (1 seed in 6)
+    for seed in range(12):
+        env = HugeBounds(gym.make("CartPole-v1"))
+        env.observation_space.seed(seed)
+        policy_kwargs = dict(activation_fn=th.nn.ReLU, net_arch=dict(pi=[16, 8], vf=[8]))
+        model = algo("MlpPolicy", env, n_steps=32, batch_size=32, seed=seed, policy_kwargs=policy_kwargs)
+        assert {id(p) for p in model.policy.action_net.parameters()} <= {id(p) for p in actor_parameters(model.policy)}
+    model.learn(64)
+    assert all(th.isfinite(p).all() for p in model.policy.parameters())
 
 
 @pytest.mark.parametrize("algo", ALGOS, ids=_algo_id)

@@ -8,7 +8,9 @@ import copy
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import torch as th
+from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.type_aliases import PyTorchObs
 
@@ -60,6 +62,26 @@ def _sample_distribution(policy: ActorCriticPolicy, obs_tensor: PyTorchObs) -> A
     return distribution
 
 
+def probe_observation(space: spaces.Space) -> Any:
+    """
+    A finite observation of ``space`` to push through the policy: the point nearest zero of each ``Box``.
+
+    A random sample of a ``Box`` with huge finite bounds (gymnasium 0.29 bounds CartPole's velocities by float32's
+    largest value) can be about 1e38, which a ReLU network turns into inf and NaN, and ``torch.distributions``
+    then refuses. Zero, clipped into the bounds, is finite and in the space. ``Dict`` spaces are probed key by
+    key; any other space (discrete ones, whose samples are always small) is sampled from a copy, so that its
+    random state is left as it was.
+
+    :param space: an observation space
+    :return: an observation in ``space``
+    """
+    if isinstance(space, spaces.Box):
+        return np.clip(np.zeros(space.shape), space.low, space.high).astype(space.dtype)
+    if isinstance(space, spaces.Dict):
+        return {key: probe_observation(subspace) for key, subspace in space.spaces.items()}
+    return copy.deepcopy(space).sample()
+
+
 @contextlib.contextmanager
 def differentiable_eval_mode(policy: BasePolicy) -> Iterator[None]:
     """
@@ -89,13 +111,13 @@ def actor_parameters(policy: ActorCriticPolicy) -> list[th.nn.Parameter]:
 
     The probe has no side effects: it runs in eval mode (BatchNorm uses its running statistics, Dropout
     is off, one observation is enough; see :func:`differentiable_eval_mode`), then restores the policy's
-    mode and every buffer; the sample observation comes from a copy of the observation space, whose
-    random state is left as it was.
+    mode and every buffer; the observation is :func:`probe_observation`'s, which leaves the observation
+    space's random state as it was.
 
     :param policy: an SB3 actor-critic policy
     :return: the actor's parameters, in ``policy.parameters()`` order
     """
-    observation = copy.deepcopy(policy.observation_space).sample()
+    observation = probe_observation(policy.observation_space)
     obs_tensor, _ = policy.obs_to_tensor(observation)
     params = [p for p in policy.parameters() if p.requires_grad]
     modes = {module: module.training for module in policy.modules()}

@@ -9,9 +9,11 @@ the entry is measured with the same budget and evaluation as every candidate. Th
     sb3-npg train --algo ALGO --env ENV -n BUDGET -optimize --search-space SPACE --max-total-trials N \
         --sampler tpe --pruner median --n-startup-trials 5 --n-evaluations 5 --storage sqlite:///... --study-name ...
 
-(printed before it starts). Stopped at any point, the same command carries on: the study is in the file,
-and the trial of a killed worker is failed and retried (the storage's heartbeat). ``--report`` writes
-``studies.md``: for each study the trials, the entry's score, the best trial and its parameters.
+(printed before it starts, and kept as the study's ``command`` attribute, with paths under the working folder
+relative to it, so that a committed study names no machine's folders). Stopped at any point, the same command
+carries on: the study is in the file, and the trial of a killed worker is failed and retried (the storage's
+heartbeat). ``--report`` writes ``studies.md``: for each study the trials, the entry's score, the best trial and
+its parameters.
 
     python benchmarks/tuning.py --algo klppo --env HalfCheetah-v5 --trials 20
     python benchmarks/tuning.py --report
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import shlex
 import subprocess
 import sys
@@ -106,13 +109,17 @@ def entry_params(algo: str, env_id: str, search_space: str = "update") -> tuple[
     return params, ""
 
 
-def prepare_study(storage: str, name: str, algo: str, env_id: str, search_space: str) -> optuna.Study:
+def prepare_study(storage: str, name: str, algo: str, env_id: str, search_space: str, command: str) -> optuna.Study:
     """
     Open the study, creating it with the entry as its first trial when it is new (``update`` space).
 
+    :param command: the command that runs the study, as :func:`shown_command` writes it: a new study keeps it as
+        its ``command`` attribute, which the workers then leave as it is
     :return: the study
     """
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True)
+    if "command" not in study.user_attrs:
+        study.set_user_attr("command", command)
     if not study.trials and ENTRY_ATTR not in study.user_attrs:
         study.set_user_attr("algo", algo)
         study.set_user_attr("env", env_id)
@@ -136,6 +143,15 @@ def tune_command(
     command += ["--search-space", search_space, "--max-total-trials", str(trials), *OPTIMIZE_FLAGS]
     command += ["--storage", storage, "--study-name", name, "-f", log_dir, "--seed", str(seed)]
     return command
+
+
+def shown_command(command: Sequence[str]) -> str:
+    """
+    :func:`tune_command`'s command as a user types it: ``sb3-npg`` for the interpreter, and every path under the
+    working folder relative to it (``sqlite:///benchmarks/results/tuning/npg_Hopper-v5.db``).
+    """
+    here = f"{Path.cwd()}{os.sep}"
+    return shlex.join(["sb3-npg", *(argument.replace(here, "") for argument in command[3:])])
 
 
 def _format(value: Any) -> str:
@@ -201,14 +217,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error("--budget and --trials must be positive")
     storage = storage_url(args.results_dir, args.algo, args.env)
     name = study_name(args.algo, args.env, args.search_space, args.budget)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study = prepare_study(storage, name, args.algo, args.env, args.search_space)
-    print(f"study {name}: {len(study.trials)} trials so far", flush=True)
     command = tune_command(
         args.algo, args.env, args.budget, args.trials, args.search_space, storage, name, args.log_dir, args.seed
     )
-    print(shlex.join(["sb3-npg", *command[3:]]), flush=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study = prepare_study(storage, name, args.algo, args.env, args.search_space, shown_command(command))
+    print(f"study {name}: {len(study.trials)} trials so far", flush=True)
+    print(shown_command(command), flush=True)
     if not args.dry_run:
         subprocess.run(command, check=True)
         print(report(args.results_dir), end="")

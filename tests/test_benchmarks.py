@@ -13,6 +13,7 @@ import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_npg.common.vec_env import InfoCopyDummyVecEnv
+from sb3_npg.zoo import config
 
 pytest.importorskip("rl_zoo3", reason='the peers take the zoo\'s hyperparameters: pip install "sb3-npg[zoo]"')
 pytest.importorskip("sb3_contrib")
@@ -418,6 +419,14 @@ def test_tuning_study_starts_from_the_entry(tmp_path, capsys, outside_checkout):
     assert entry.user_attrs[tuning.ENTRY_ATTR] is True and entry.params == tuning.entry_params("npg", ENV)[0]
     assert tuning.ENTRY_ATTR not in candidate.user_attrs and "n_steps_pow" not in candidate.params
     assert [trial.state.name for trial in study.trials] == ["COMPLETE", "COMPLETE"]
+    # The command as typed in the working folder, no interpreter or folder of this machine; the worker still
+    # records the entry's hyperparameters beside it
+    command = study.user_attrs["command"]
+    assert command.startswith(f"sb3-npg train --algo npg --env {ENV} -n 600 -optimize --search-space update")
+    assert "--storage sqlite:///npg_CartPole-v1.db" in command and " -f logs " in command
+    assert str(tmp_path) not in command and sys.executable not in command
+    entry_config = config.load_hyperparams("npg", ENV)
+    assert study.user_attrs["n_steps"] == str(entry_config["n_steps"])
     table = (tmp_path / tuning.REPORT).read_text().splitlines()
     assert table[2].startswith(f"| {name} | 2 / 0 / 0 | {entry.value:.1f} (complete) |")
 

@@ -291,11 +291,13 @@ class NPGExperimentManager(ExperimentManager):
         if self.storage is not None:
             check_study(study, self.algo, self.env_name.gym_id, self.storage, search_space=self.tuning.search_space)
             fail_stale_trials(study)  # before the budget is counted
-        if "command" not in study.user_attrs:
-            # The command and the entry's hyperparameters, as recent zoos record them
+        # The command and the entry's hyperparameters, as recent zoos record them, unless the study already holds
+        # them (from an earlier worker, or a command written by whoever created the study)
+        recorded = study.user_attrs
+        if "command" not in recorded:
             study.set_user_attr("command", " ".join(sys.orig_argv))
-            for key in sorted(self._hyperparams):
-                study.set_user_attr(key, str(self._hyperparams[key]))
+        for key in sorted(set(self._hyperparams) - set(recorded)):
+            study.set_user_attr(key, str(self._hyperparams[key]))
         return study
 
     def _optimize(self, study: optuna.Study) -> None:

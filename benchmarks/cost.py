@@ -66,7 +66,8 @@ import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from common.algos import PEER_ALGOS, algorithm_class
+from common.algos import algorithm_class
+from common.algos import vec_env_class as command_vec_env_class
 from common.cli import add_variant_argument, make_parser, parse_variants
 from common.entries import apply_overrides, resolve_entry
 from common.results import RESULTS_DIR as ALL_RESULTS_DIR
@@ -151,7 +152,7 @@ def vec_env_class(algo: str, label: str) -> type[DummyVecEnv]:
     :param algo: the algorithm's zoo name
     :param label: the configuration's label
     """
-    return DummyVecEnv if algo in PEER_ALGOS and label != SAME_ROLLOUT else InfoCopyDummyVecEnv
+    return InfoCopyDummyVecEnv if label == SAME_ROLLOUT else command_vec_env_class(algo)
 
 
 def env_stack(entry: dict[str, Any], vec_env_cls: type[DummyVecEnv] = InfoCopyDummyVecEnv) -> str:

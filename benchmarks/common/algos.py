@@ -6,7 +6,8 @@ The algorithms and the suites of the benchmarks.
   the installed rl-zoo3's hyperparameters (the ``peer`` of each of ours is one of them; ``a2c`` is an extra one);
 - :data:`SUITES`: ``learning.py``'s ``--suite NAME``, its default environments and algorithms (ours with MLP or with LSTM
   policies, then their peers);
-- :data:`ALGO_ORDER`: the order of the tables and legends; :func:`algorithm_class`, :func:`base_algo`, :func:`is_ours`.
+- :data:`ALGO_ORDER`: the order of the tables and legends; :func:`algorithm_class`, :func:`vec_env_class`,
+  :func:`base_algo`, :func:`is_ours`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import importlib
 from dataclasses import dataclass
 
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import DummyVecEnv
 
+from sb3_npg.common.vec_env import InfoCopyDummyVecEnv
 from sb3_npg.zoo.algos import ALGOS
 
 
@@ -104,6 +107,17 @@ def algorithm_class(algo: str) -> type[BaseAlgorithm]:
     if algo in PEERS:
         return PEERS[algo].load()
     raise ValueError(f"unknown algo {algo!r}: choose from {sorted((*OUR_ALGOS, *PEER_ALGOS))}")
+
+
+def vec_env_class(algo: str) -> type[DummyVecEnv]:
+    """
+    The class that holds an algorithm's copies, as its own command line builds it: SB3's ``DummyVecEnv`` for a peer
+    (``rl_zoo3 train``), :class:`~sb3_npg.common.vec_env.InfoCopyDummyVecEnv` for ours (``sb3-npg train``).
+
+    :param algo: a name of :data:`OUR_ALGOS` or :data:`PEER_ALGOS`
+    :return: the class
+    """
+    return DummyVecEnv if algo in PEERS else InfoCopyDummyVecEnv
 
 
 def base_algo(label: str) -> str:

@@ -19,14 +19,12 @@ from typing import Any
 
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.vec_env import DummyVecEnv
 
-from common.algos import PEER_ALGOS, algorithm_class
+from common.algos import algorithm_class, vec_env_class
 from common.checkpoints import Checkpointing, RunClock, load_checkpoint, remove_checkpoint, resume
 from common.evaluation import EVAL_ENVS, EVAL_SEED_OFFSET, PeriodicEvaluation
 from common.planner import RunSpec, describe
 from common.results import CURVE_FIELDS, CURVES_FILE, RUN_FIELDS, RUNS_FILE, append_rows, host_description, utc_now
-from sb3_npg.common.vec_env import InfoCopyDummyVecEnv
 from sb3_npg.zoo import config
 
 
@@ -41,7 +39,7 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     entry = spec.entry
     # The copies in the class each command line holds them in: SB3's DummyVecEnv for the peers (rl_zoo3 train),
     # the same with a cheaper copy of the infos for ours (sb3-npg train); the same episodes either way
-    vec_env_cls = DummyVecEnv if spec.algo in PEER_ALGOS else InfoCopyDummyVecEnv
+    vec_env_cls = vec_env_class(spec.algo)
     env = config.make_env_from_hyperparams(entry, spec.env, seed=spec.seed, vec_env_cls=vec_env_cls)
     # The evaluation episodes run side by side (one policy forward pass for all of them, one episode per copy
     # up to EVAL_ENVS copies): the same episodes as one after another, for a fraction of the time

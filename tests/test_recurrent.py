@@ -1,11 +1,10 @@
 """
-Recurrent (LSTM) policies: the Fisher through time against brute force, padding, the SB3 API of both algorithms, and
-their constructors, which spell out the feed-forward ones' parameters.
+Recurrent (LSTM) policies: the Fisher through time against brute force, padding and the SB3 API of both algorithms
+(their constructors are tested with the others' in ``test_constructors.py``).
 """
 
 import glob
 import importlib
-import inspect
 import subprocess
 import sys
 
@@ -26,11 +25,10 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_npg import KLPPO, NPG, RecurrentKLPPO, RecurrentNPG
+from sb3_npg import RecurrentKLPPO, RecurrentNPG
 from sb3_npg.common.batches import normalize_advantages, weighted_mean
 from sb3_npg.common.fisher import fisher_vector_product, gauss_newton_vector_product
 from sb3_npg.common.lstm import sequence_distribution, subsample_sequences, unroll_lstm
-from sb3_npg.common.on_policy import document_parameters
 from sb3_npg.common.parameters import actor_parameters, differentiable_eval_mode, flat_concat
 from sb3_npg.common.recurrent_policies import MlpLstmPolicy
 
@@ -529,111 +527,6 @@ def test_invalid_policy_and_buffer(algo):
         algo(ActorCriticPolicy, _env("cartpole"), n_steps=32, batch_size=16)
     with pytest.raises(ValueError, match="rollout_buffer_class"):
         algo("MlpLstmPolicy", _env("cartpole"), n_steps=32, batch_size=16, rollout_buffer_class=RolloutBuffer)
-
-
-# === The constructors ===
-
-FEED_FORWARD = {RecurrentNPG: NPG, RecurrentKLPPO: KLPPO}
-
-# A valid value other than the default for every argument (but the policy, the environment and the buffer, which
-# must be left unset): each must reach the algorithm
-SHARED_ARGUMENTS = dict(
-    learning_rate=5e-4,
-    n_steps=32,
-    batch_size=16,
-    gamma=0.9,
-    gae_lambda=0.9,
-    use_sde=True,
-    sde_sample_freq=4,
-    normalize_advantage=False,
-    target_kl=0.02,
-    stats_window_size=10,
-    update_threads=1,
-    tensorboard_log="runs",
-    policy_kwargs=dict(lstm_hidden_size=4),
-    verbose=2,
-    seed=3,
-    device="cpu",
-)
-NON_DEFAULT_ARGUMENTS = {
-    RecurrentNPG: dict(
-        SHARED_ARGUMENTS,
-        cg_max_steps=3,
-        cg_damping=0.05,
-        damped_step_size=True,
-        line_search=True,
-        line_search_shrinking_factor=0.5,
-        line_search_max_iter=4,
-        n_critic_updates=2,
-        critic_solver="trust_region",
-        critic_target_kl=0.02,
-        critic_cg_max_steps=4,
-        critic_cg_damping=0.1,
-        sub_sampling_factor=2,
-        critic_sub_sampling_factor=3,
-    ),
-    RecurrentKLPPO: dict(
-        SHARED_ARGUMENTS,
-        n_epochs=3,
-        clip_range=0.2,
-        clip_range_vf=0.5,
-        ent_coef=0.01,
-        vf_coef=0.7,
-        max_grad_norm=0.9,
-        kl_coef=0.5,
-        kl_adaptation="dual",
-        kl_coef_min=0.01,
-        kl_coef_max=10.0,
-        kl_dual_lr=5.0,
-        kl_early_stop=2.0,
-        kl_estimator="sample",
-        kl_lr_gain=0.3,
-        kl_lr_min=0.1,
-        kl_lr_max=3.0,
-    ),
-}
-UNSET = {"policy", "env", "rollout_buffer_class", "rollout_buffer_kwargs", "_init_setup_model"}
-
-
-@pytest.mark.parametrize("algo", ALGOS, ids=_algo_id)
-def test_signature_lists_the_feed_forward_parameters_with_their_defaults(algo):
-    """``help()``, IDEs and the documentation show the parameters: those of NPG (KLPPO), in order, with its defaults."""
-    ours, theirs = inspect.signature(algo).parameters, inspect.signature(FEED_FORWARD[algo]).parameters
-    assert list(ours) == list(theirs)
-    assert "target_kl" in ours
-    for name, parameter in theirs.items():
-        assert (ours[name].default, ours[name].kind) == (parameter.default, parameter.kind), name
-        if name != "policy":  # an LSTM policy
-            assert ours[name].annotation == parameter.annotation, name
-    assert ours["policy"].annotation == str | type[RecurrentActorCriticPolicy]
-    # ... each with its description, in the signature's order
-    described = [line.split(":")[1].removeprefix("param ") for line in algo.__doc__.splitlines() if line.startswith(":param")]
-    assert described == list(ours)
-
-
-@pytest.mark.parametrize("algo", ALGOS, ids=_algo_id)
-def test_every_argument_reaches_the_algorithm(algo, tmp_path):
-    arguments = NON_DEFAULT_ARGUMENTS[algo]
-    assert set(arguments) == set(inspect.signature(algo).parameters) - UNSET
-    defaults = {name: parameter.default for name, parameter in inspect.signature(algo).parameters.items()}
-    assert all(value != defaults[name] for name, value in arguments.items())
-    model = algo("MlpLstmPolicy", _env("pendulum"), _init_setup_model=False, **arguments)
-    for name, value in arguments.items():
-        stored = getattr(model, name) if hasattr(model, name) else getattr(model, f"_{name}")  # SB3: _stats_window_size
-        if name in ("target_kl", "clip_range", "clip_range_vf"):
-            stored = stored(1.0)
-        elif name == "device":
-            value = th.device(value)
-        assert stored == value, name
-
-
-def test_a_parameter_without_a_description_is_an_error_at_import():
-    with pytest.raises(TypeError, match=r"Faster's parameters \['kl_speed'\] have no description"):
-
-        @document_parameters({})
-        class Faster(NPG):
-            def __init__(self, policy: str, env: str, target_kl: float = 0.01, kl_speed: float = 2.0):
-                super().__init__(policy, env, target_kl=target_kl)
 
 
 # === The zoo ===

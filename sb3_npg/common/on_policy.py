@@ -14,17 +14,23 @@ What the base holds:
 
 And for the classes' documentation: :func:`document_parameters` writes each class's ``:param:`` list from the
 descriptions in ``PARAMETERS`` and those the class adds, in the order of its signature, so that a parameter
-shared by several classes is described once and one left undescribed is an error at import. :func:`arguments_of`
-hands a constructor's parameters on to its base by name.
+shared by several classes is described once and one left undescribed is an error at import.
+
+And for the constructors: each parameter that the algorithms share is declared once, with its default, in
+:class:`KLOnPolicyAlgorithm`'s ``__init__``. An algorithm's ``__init__`` declares its own parameters and takes the shared
+ones as ``**kwargs: Unpack[OnPolicyArguments]`` (:class:`OnPolicyArguments` names them for type checkers);
+:func:`takes_parameters_of` gives it the whole signature at run time and checks each call against it. A recurrent
+version declares only its policy and takes the rest of its feed-forward class's parameters the same way.
 
 ``train()``, the policy's optimizer and what is saved besides SB3's attributes belong to each algorithm.
 """
 
+import functools
 import inspect
 import re
 import textwrap
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypedDict, TypeVar, cast
 
 import torch as th
 from gymnasium import spaces
@@ -41,6 +47,7 @@ from sb3_npg.common.threads import check_update_threads
 
 SelfOnPolicyAlgorithm = TypeVar("SelfOnPolicyAlgorithm", bound="KLOnPolicyAlgorithm")
 DocumentedClassT = TypeVar("DocumentedClassT", bound=type)
+InitT = TypeVar("InitT", bound=Callable[..., None])
 
 # The action spaces of every algorithm (SB3's PPO's)
 SUPPORTED_ACTION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
@@ -152,20 +159,76 @@ def _field(name: str, description: str) -> str:
     return "\n".join(lines).replace("\0", " ")
 
 
-def arguments_of(function: Callable[..., Any], frame_locals: Mapping[str, Any]) -> dict[str, Any]:
+class OnPolicyArguments(TypedDict, total=False):
     """
-    The arguments of a call to ``function``, each taken by its name from a caller's ``locals()``.
+    The arguments that every algorithm hands on to :class:`KLOnPolicyAlgorithm` unchanged, through ``**kwargs``.
 
-    A constructor hands the parameters it shares with its base on by name, with nothing to forget or misspell:
-    ``super().__init__(**arguments_of(Base.__init__, locals()))``. A parameter of ``function`` that the caller
-    does not have is left to its default (or passed separately).
-
-    :param function: the function to call (``self`` is never taken)
-    :param frame_locals: the caller's ``locals()``, before it defines any variable of its own
-    :return: the keyword arguments
+    They are the base's parameters that have a default (the test suite checks that the two agree). An algorithm's
+    ``__init__`` declares its own parameters and takes these as ``**kwargs: Unpack[OnPolicyArguments]``, so that
+    type checkers and IDEs know their names and types; :func:`takes_parameters_of` gives it the whole signature at
+    run time, defaults included.
     """
-    names = [name for name in inspect.signature(function).parameters if name != "self"]
-    return {name: frame_locals[name] for name in names if name in frame_locals}
+
+    n_steps: int
+    gamma: float
+    gae_lambda: float
+    use_sde: bool
+    sde_sample_freq: int
+    rollout_buffer_class: type[RolloutBuffer] | None
+    rollout_buffer_kwargs: dict[str, Any] | None
+    normalize_advantage: bool
+    target_kl: float | Schedule
+    stats_window_size: int
+    update_threads: int | str
+    tensorboard_log: str | None
+    policy_kwargs: dict[str, Any] | None
+    verbose: int
+    seed: int | None
+    device: th.device | str
+
+
+def takes_parameters_of(function: Callable[..., Any]) -> Callable[[InitT], InitT]:
+    """
+    Decorator: an ``__init__`` that hands the parameters of ``function`` that have a default on through ``**kwargs``.
+
+    The decorated function's signature, as ``inspect.signature`` (``help()``, the documentation,
+    :func:`document_parameters`) reports it, becomes its own parameters with, before its ``_init_setup_model`` (at the
+    end if it has none), each parameter of ``function`` that has a default and that it does not declare itself, in
+    ``function``'s order, keyword-only (it reaches ``**kwargs`` by name only) and with its default and annotation.
+    Every call is bound to that signature first, so that a misspelt argument, or one that the class does not take
+    (``ent_coef`` for NPG), is a ``TypeError`` that names the class, as Python's own would.
+
+    :param function: the ``__init__`` that receives ``**kwargs`` (the base's, or the class the decorated one extends)
+    :return: the decorator
+    :raises TypeError: (at import) when the decorated function does not end with ``**kwargs``
+    """
+    handed_on = [
+        parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for parameter in inspect.signature(function).parameters.values()
+        if parameter.default is not inspect.Parameter.empty
+    ]
+
+    def decorate(init: InitT) -> InitT:
+        own = list(inspect.signature(init).parameters.values())
+        if not own or own[-1].kind is not inspect.Parameter.VAR_KEYWORD:
+            raise TypeError(f"{init.__qualname__} must take **kwargs to hand parameters on to {function.__qualname__}")
+        own.pop()
+        names = {parameter.name for parameter in own}
+        at = next((i for i, parameter in enumerate(own) if parameter.name == "_init_setup_model"), len(own))
+        signature = inspect.Signature([*own[:at], *(p for p in handed_on if p.name not in names), *own[at:]])
+
+        @functools.wraps(init)
+        def checked(*args: Any, **kwargs: Any) -> None:
+            try:
+                signature.bind(*args, **kwargs)
+            except TypeError as error:
+                raise TypeError(f"{init.__qualname__}() {error}") from None
+            init(*args, **kwargs)
+
+        setattr(checked, "__signature__", signature)  # noqa: B010 (inspect's protocol for a function's signature)
+        return cast(InitT, checked)
+
+    return decorate
 
 
 @document_parameters(PARAMETERS)
@@ -177,7 +240,8 @@ class KLOnPolicyAlgorithm(OnPolicyAlgorithm):
     ``target_kl`` (and the other schedules a subclass names in ``_schedule_arguments``) as SB3's ``FloatSchedule``;
     reads the actions and the weights of a rollout batch (``_actions``, ``_batch_weights``, hooks that the
     recurrent versions override); and gives ``learn()`` the algorithm's name as the default TensorBoard run name.
-    A subclass checks its own arguments before calling ``__init__``, then calls ``self._setup_model()``.
+    A subclass checks its own arguments before calling ``__init__``, passing on the parameters declared here with a
+    default through ``**kwargs`` (:func:`takes_parameters_of`), then calls ``self._setup_model()``.
 
     ``ent_coef``, ``vf_coef`` and ``max_grad_norm`` go to SB3 as they are: NPG, which has none of them, passes 0.
     """
@@ -196,26 +260,26 @@ class KLOnPolicyAlgorithm(OnPolicyAlgorithm):
         env: GymEnv | str,
         *,
         learning_rate: float | Schedule,
-        n_steps: int,
         batch_size: int,
-        gamma: float,
-        gae_lambda: float,
         ent_coef: float,
         vf_coef: float,
         max_grad_norm: float,
-        use_sde: bool,
-        sde_sample_freq: int,
-        rollout_buffer_class: type[RolloutBuffer] | None,
-        rollout_buffer_kwargs: dict[str, Any] | None,
-        normalize_advantage: bool,
-        target_kl: float | Schedule,
-        stats_window_size: int,
-        update_threads: int | str,
-        tensorboard_log: str | None,
-        policy_kwargs: dict[str, Any] | None,
-        verbose: int,
-        seed: int | None,
-        device: th.device | str,
+        n_steps: int = 2048,
+        gamma: float = 0.99,
+        gae_lambda: float = 0.95,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        rollout_buffer_class: type[RolloutBuffer] | None = None,
+        rollout_buffer_kwargs: dict[str, Any] | None = None,
+        normalize_advantage: bool = True,
+        target_kl: float | Schedule = 0.01,
+        stats_window_size: int = 100,
+        update_threads: int | str = "auto",
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
     ):
         check_float_or_schedule("learning_rate", learning_rate, low=0.0, low_inclusive=False)
         check_int("n_steps", n_steps, 1)

@@ -13,7 +13,7 @@ The LSTM policies live in :mod:`sb3_npg.common.recurrent_policies`; they are imp
 saved by sb3-npg 0.1 name their policy class by this module's path.
 """
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch as th
 from gymnasium import spaces
@@ -26,6 +26,7 @@ from sb3_contrib.common.recurrent.type_aliases import RNNStates
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_npg.common.recurrent_policies import CnnLstmPolicy, MlpLstmPolicy, MultiInputLstmPolicy
@@ -37,10 +38,16 @@ class RecurrentRollouts(OnPolicyAlgorithm):
     """
     Mixin that makes an on-policy algorithm of this package train a ``RecurrentActorCriticPolicy``.
 
-    Put it first among the bases (``class RecurrentNPG(RecurrentRollouts, NPG)``): its ``_setup_model``
-    runs the algorithm's, then replaces the flat rollout buffer with a recurrent one.
+    Put it first among the bases (``class RecurrentNPG(RecurrentRollouts, NPG)``): its ``policy_aliases`` are the
+    LSTM policies (the names ``RecurrentPPO`` uses), and its ``_setup_model`` runs the algorithm's, then replaces the
+    flat rollout buffer with a recurrent one.
     """
 
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpLstmPolicy": MlpLstmPolicy,
+        "CnnLstmPolicy": CnnLstmPolicy,
+        "MultiInputLstmPolicy": MultiInputLstmPolicy,
+    }
     _last_lstm_states: RNNStates
 
     def _setup_model(self) -> None:

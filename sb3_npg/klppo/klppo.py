@@ -12,20 +12,26 @@ minibatch serves both the surrogate and the KL (``_evaluate_minibatch``).
 """
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import torch as th
-from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import GymEnv, RolloutBufferSamples, Schedule
 from stable_baselines3.common.utils import explained_variance
+from typing_extensions import Unpack
 
 from sb3_npg.common.batches import normalize_advantages, weighted_mean
 from sb3_npg.common.checks import check_float, check_float_or_schedule, check_int, report_skipped_update
 from sb3_npg.common.kl import KL_ESTIMATORS, exact_kl, policy_kl, sample_kl, uses_closed_form_kl
-from sb3_npg.common.on_policy import KL_TARGET, KLOnPolicyAlgorithm, arguments_of, document_parameters
+from sb3_npg.common.on_policy import (
+    KL_TARGET,
+    KLOnPolicyAlgorithm,
+    OnPolicyArguments,
+    document_parameters,
+    takes_parameters_of,
+)
 from sb3_npg.common.parameters import split_actor_critic
 from sb3_npg.common.policies import is_sb3s
 from sb3_npg.common.schedules import as_schedule, kl_target
@@ -160,48 +166,36 @@ class KLPPO(KLOnPolicyAlgorithm):
     # The arguments that may be schedules, stored as SB3's FloatSchedule (the clip ranges may be None)
     _schedule_arguments: ClassVar[tuple[str, ...]] = ("target_kl", "clip_range", "clip_range_vf")
 
+    @takes_parameters_of(KLOnPolicyAlgorithm.__init__)
     def __init__(
         self,
         policy: str | type[ActorCriticPolicy],
         env: GymEnv | str,
+        *,
+        # The epochs of minibatch Adam (SB3's PPO's)
         learning_rate: float | Schedule = 3e-4,
-        n_steps: int = 2048,
         batch_size: int = 64,
         n_epochs: int = 10,
-        gamma: float = 0.99,
-        gae_lambda: float = 0.95,
         clip_range: float | Schedule | None = None,
         clip_range_vf: float | Schedule | None = None,
-        normalize_advantage: bool = True,
         ent_coef: float = 0.0,
         vf_coef: float = 0.5,
         max_grad_norm: float = 0.5,
-        use_sde: bool = False,
-        sde_sample_freq: int = -1,
-        rollout_buffer_class: type[RolloutBuffer] | None = None,
-        rollout_buffer_kwargs: dict[str, Any] | None = None,
-        target_kl: float | Schedule = 0.01,
+        # The KL penalty and its controller (of beta, or of the actor's step size)
         kl_coef: float = 1.0,
         kl_adaptation: str = "adaptive",
         kl_coef_min: float = 1e-3,
         kl_coef_max: float = 1e3,
         kl_dual_lr: float = 100.0,
-        kl_early_stop: float | None = 1.25,
-        kl_estimator: str = "auto",
         kl_lr_gain: float = 0.5,
         kl_lr_min: float = 0.01,
         kl_lr_max: float = 10.0,
-        stats_window_size: int = 100,
-        update_threads: int | str = "auto",
-        tensorboard_log: str | None = None,
-        policy_kwargs: dict[str, Any] | None = None,
-        verbose: int = 0,
-        seed: int | None = None,
-        device: th.device | str = "auto",
+        # How the KL is measured, and when the epochs stop
+        kl_estimator: str = "auto",
+        kl_early_stop: float | None = 1.25,
         _init_setup_model: bool = True,
-    ):
-        if normalize_advantage:  # the advantages are normalized over each minibatch
-            check_int("batch_size", batch_size, 2)
+        **kwargs: Unpack[OnPolicyArguments],
+    ) -> None:
         check_int("n_epochs", n_epochs, 1)
         if clip_range is not None:
             check_float_or_schedule("clip_range", clip_range, low=0.0, low_inclusive=False)
@@ -222,14 +216,25 @@ class KLPPO(KLOnPolicyAlgorithm):
         if kl_adaptation != "fixed":
             check_float("kl_coef", kl_coef, low=kl_coef_min, high=kl_coef_max)
         check_float("kl_dual_lr", kl_dual_lr, low=0.0)
-        if kl_early_stop is not None:
-            check_float("kl_early_stop", kl_early_stop, low=0.0, low_inclusive=False)
-        if kl_estimator not in KL_ESTIMATORS:
-            raise ValueError(f"kl_estimator must be one of {KL_ESTIMATORS}, got {kl_estimator!r}")
         check_float("kl_lr_gain", kl_lr_gain, low=0.0, high=1.0)
         check_float("kl_lr_min", kl_lr_min, low=0.0, high=1.0, low_inclusive=False)
         check_float("kl_lr_max", kl_lr_max, low=1.0)
-        super().__init__(**arguments_of(KLOnPolicyAlgorithm.__init__, locals()))
+        if kl_estimator not in KL_ESTIMATORS:
+            raise ValueError(f"kl_estimator must be one of {KL_ESTIMATORS}, got {kl_estimator!r}")
+        if kl_early_stop is not None:
+            check_float("kl_early_stop", kl_early_stop, low=0.0, low_inclusive=False)
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm,
+            **kwargs,
+        )
+        if self.normalize_advantage:  # the advantages are normalized over each minibatch
+            check_int("batch_size", batch_size, 2)
 
         self.n_epochs = n_epochs
         self.clip_range = None if clip_range is None else as_schedule(clip_range)

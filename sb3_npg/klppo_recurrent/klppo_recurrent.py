@@ -3,25 +3,24 @@ RecurrentKLPPO: :class:`~sb3_npg.KLPPO` on sb3-contrib's LSTM policies.
 
 The class is KLPPO with the recurrent rollouts of :class:`~sb3_npg.common.recurrent.RecurrentRollouts` and KLPPO's
 hooks answered for padded sequences: ``evaluate_actions`` and the distributions of the current policy and of
-``pi_old``, each unrolled from the sequence's stored LSTM state (:mod:`sb3_npg.common.lstm`). Its constructor takes
-KLPPO's parameters, spelled out so that ``help()``, IDEs and the documentation show them.
+``pi_old``, each unrolled from the sequence's stored LSTM state (:mod:`sb3_npg.common.lstm`).
+Its constructor declares only the policy (an LSTM one) and hands the rest on to KLPPO's, and its signature
+(``inspect.signature``, ``help()``, the documentation) lists all of KLPPO's parameters, with their defaults
+(:func:`~sb3_npg.common.on_policy.takes_parameters_of`).
 """
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch as th
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from sb3_contrib.common.recurrent.type_aliases import RecurrentRolloutBufferSamples
-from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.distributions import Distribution
-from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.type_aliases import GymEnv
 
 from sb3_npg.common.lstm import sequence_distribution
-from sb3_npg.common.on_policy import RECURRENT_PARAMETERS, arguments_of, document_parameters
+from sb3_npg.common.on_policy import RECURRENT_PARAMETERS, document_parameters, takes_parameters_of
 from sb3_npg.common.recurrent import RecurrentRollouts
 from sb3_npg.klppo.klppo import KLPPO
-from sb3_npg.klppo_recurrent.policies import CnnLstmPolicy, MlpLstmPolicy, MultiInputLstmPolicy
 
 
 @document_parameters(RECURRENT_PARAMETERS)
@@ -42,53 +41,9 @@ class RecurrentKLPPO(RecurrentRollouts, KLPPO):
     Paper: https://arxiv.org/abs/1707.06347 (section 4, "Adaptive KL Penalty Coefficient")
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
-        "MlpLstmPolicy": MlpLstmPolicy,
-        "CnnLstmPolicy": CnnLstmPolicy,
-        "MultiInputLstmPolicy": MultiInputLstmPolicy,
-    }
-
-    def __init__(
-        self,
-        policy: str | type[RecurrentActorCriticPolicy],
-        env: GymEnv | str,
-        learning_rate: float | Schedule = 3e-4,
-        n_steps: int = 2048,
-        batch_size: int = 64,
-        n_epochs: int = 10,
-        gamma: float = 0.99,
-        gae_lambda: float = 0.95,
-        clip_range: float | Schedule | None = None,
-        clip_range_vf: float | Schedule | None = None,
-        normalize_advantage: bool = True,
-        ent_coef: float = 0.0,
-        vf_coef: float = 0.5,
-        max_grad_norm: float = 0.5,
-        use_sde: bool = False,
-        sde_sample_freq: int = -1,
-        rollout_buffer_class: type[RolloutBuffer] | None = None,
-        rollout_buffer_kwargs: dict[str, Any] | None = None,
-        target_kl: float | Schedule = 0.01,
-        kl_coef: float = 1.0,
-        kl_adaptation: str = "adaptive",
-        kl_coef_min: float = 1e-3,
-        kl_coef_max: float = 1e3,
-        kl_dual_lr: float = 100.0,
-        kl_early_stop: float | None = 1.25,
-        kl_estimator: str = "auto",
-        kl_lr_gain: float = 0.5,
-        kl_lr_min: float = 0.01,
-        kl_lr_max: float = 10.0,
-        stats_window_size: int = 100,
-        update_threads: int | str = "auto",
-        tensorboard_log: str | None = None,
-        policy_kwargs: dict[str, Any] | None = None,
-        verbose: int = 0,
-        seed: int | None = None,
-        device: th.device | str = "auto",
-        _init_setup_model: bool = True,
-    ):
-        super().__init__(**arguments_of(KLPPO.__init__, locals()))
+    @takes_parameters_of(KLPPO.__init__)
+    def __init__(self, policy: str | type[RecurrentActorCriticPolicy], env: GymEnv | str, **kwargs: Any) -> None:
+        super().__init__(policy, env, **kwargs)
 
     def _evaluate_actions(  # type: ignore[override]
         self, batch: RecurrentRolloutBufferSamples, actions: th.Tensor

@@ -12,16 +12,16 @@ the math in :mod:`sb3_npg.common`. The ``_batch_*`` hooks read the rollout; the 
 import copy
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import GymEnv, PyTorchObs, RolloutBufferSamples, Schedule
 from stable_baselines3.common.utils import explained_variance
+from typing_extensions import Unpack
 
 from sb3_npg.common.batches import normalize_advantages, subsample_observations, weighted_mean
 from sb3_npg.common.checks import check_float, check_int, report_skipped_update
@@ -34,7 +34,13 @@ from sb3_npg.common.mlp_products import (
     critic_jacobian,
     mlp_gauss_newton_vector_product,
 )
-from sb3_npg.common.on_policy import KL_TARGET, KLOnPolicyAlgorithm, arguments_of, document_parameters
+from sb3_npg.common.on_policy import (
+    KL_TARGET,
+    KLOnPolicyAlgorithm,
+    OnPolicyArguments,
+    document_parameters,
+    takes_parameters_of,
+)
 from sb3_npg.common.parameters import differentiable_eval_mode, flat_concat, split_actor_critic, unflatten_like
 from sb3_npg.common.schedules import kl_target
 from sb3_npg.common.threads import with_update_threads
@@ -149,71 +155,64 @@ class NPG(KLOnPolicyAlgorithm):
     https://arxiv.org/abs/1502.05477 (TRPO)
     """
 
+    @takes_parameters_of(KLOnPolicyAlgorithm.__init__)
     def __init__(
         self,
         policy: str | type[ActorCriticPolicy],
         env: GymEnv | str,
-        learning_rate: float | Schedule = 1e-3,
-        n_steps: int = 2048,
-        batch_size: int = 128,
-        gamma: float = 0.99,
+        *,
+        # The policy step: the solve, the step's size, the line search
         cg_max_steps: int = 10,
         cg_damping: float = 0.01,
         damped_step_size: bool = False,
         line_search: bool = False,
         line_search_shrinking_factor: float = 0.8,
         line_search_max_iter: int = 10,
+        sub_sampling_factor: int = 1,
+        # The critic's fit
+        learning_rate: float | Schedule = 1e-3,
+        batch_size: int = 128,
         n_critic_updates: int = 10,
         critic_solver: str = "adam",
         critic_target_kl: float = 0.01,
         critic_cg_max_steps: int = 10,
         critic_cg_damping: float = 0.0,
-        gae_lambda: float = 0.95,
-        use_sde: bool = False,
-        sde_sample_freq: int = -1,
-        rollout_buffer_class: type[RolloutBuffer] | None = None,
-        rollout_buffer_kwargs: dict[str, Any] | None = None,
-        normalize_advantage: bool = True,
-        target_kl: float | Schedule = 0.01,
-        sub_sampling_factor: int = 1,
         critic_sub_sampling_factor: int = 1,
-        stats_window_size: int = 100,
-        update_threads: int | str = "auto",
-        tensorboard_log: str | None = None,
-        policy_kwargs: dict[str, Any] | None = None,
-        verbose: int = 0,
-        seed: int | None = None,
-        device: th.device | str = "auto",
         _init_setup_model: bool = True,
-    ):
+        **kwargs: Unpack[OnPolicyArguments],
+    ) -> None:
         check_int("cg_max_steps", cg_max_steps, 1)
         check_float("cg_damping", cg_damping, 0.0)
         if not isinstance(damped_step_size, bool):
             raise ValueError(f"damped_step_size must be True or False, got {damped_step_size!r}")
         check_float("line_search_shrinking_factor", line_search_shrinking_factor, 0.0, 1.0, False, False)
         check_int("line_search_max_iter", line_search_max_iter, 1)
+        check_int("sub_sampling_factor", sub_sampling_factor, 1)
         check_int("n_critic_updates", n_critic_updates, 0)
         if critic_solver not in CRITIC_SOLVERS:
             raise ValueError(f"critic_solver must be one of {', '.join(map(repr, CRITIC_SOLVERS))}, got {critic_solver!r}")
         check_float("critic_target_kl", critic_target_kl, 0.0, low_inclusive=False)
         check_int("critic_cg_max_steps", critic_cg_max_steps, 1)
         check_float("critic_cg_damping", critic_cg_damping, 0.0)
-        check_int("sub_sampling_factor", sub_sampling_factor, 1)
         check_int("critic_sub_sampling_factor", critic_sub_sampling_factor, 1)
         super().__init__(
-            **arguments_of(KLOnPolicyAlgorithm.__init__, locals()),
+            policy,
+            env,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
             ent_coef=0.0,  # no entropy bonus: the natural gradient step has its own trust region
             vf_coef=0.0,  # the value function is fitted separately
             max_grad_norm=0.0,
+            **kwargs,
         )
 
         for name, factor, matrix in (
             ("sub_sampling_factor", sub_sampling_factor, "the Fisher"),
             ("critic_sub_sampling_factor", critic_sub_sampling_factor, "the critic's Gauss-Newton matrix"),
         ):
-            if self.env is not None and factor > n_steps * self.env.num_envs:
+            if self.env is not None and factor > self.n_steps * self.env.num_envs:
                 raise ValueError(
-                    f"{name} must be <= n_steps * n_envs = {n_steps * self.env.num_envs}, the rollout's size "
+                    f"{name} must be <= n_steps * n_envs = {self.n_steps * self.env.num_envs}, the rollout's size "
                     f"({matrix} is estimated on every {name}-th sample of it), got {factor}"
                 )
         self.cg_max_steps = cg_max_steps

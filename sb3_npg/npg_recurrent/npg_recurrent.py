@@ -3,26 +3,25 @@ RecurrentNPG: :class:`~sb3_npg.NPG` (optionally TRPO) on sb3-contrib's LSTM poli
 
 The class is NPG with the recurrent rollouts of :class:`~sb3_npg.common.recurrent.RecurrentRollouts` and NPG's
 ``_batch_*`` hooks answered for padded sequences (:mod:`sb3_npg.common.lstm`): the distributions and values unrolled
-from each sequence's stored LSTM state, the Fisher's sub-sample made of whole sequences. Its constructor takes NPG's
-parameters, spelled out so that ``help()``, IDEs and the documentation show them.
+from each sequence's stored LSTM state, the Fisher's sub-sample made of whole sequences.
+Its constructor declares only the policy (an LSTM one) and hands the rest on to NPG's, and its signature
+(``inspect.signature``, ``help()``, the documentation) lists all of NPG's parameters, with their defaults
+(:func:`~sb3_npg.common.on_policy.takes_parameters_of`).
 """
 
 import copy
-from typing import Any, ClassVar
+from typing import Any
 
 import torch as th
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from sb3_contrib.common.recurrent.type_aliases import RecurrentRolloutBufferSamples
-from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.distributions import Distribution
-from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.type_aliases import GymEnv
 
 from sb3_npg.common.lstm import sequence_distribution, sequence_values, subsample_sequences
-from sb3_npg.common.on_policy import RECURRENT_PARAMETERS, arguments_of, document_parameters
+from sb3_npg.common.on_policy import RECURRENT_PARAMETERS, document_parameters, takes_parameters_of
 from sb3_npg.common.recurrent import RecurrentRollouts
 from sb3_npg.npg.npg import NPG
-from sb3_npg.npg_recurrent.policies import CnnLstmPolicy, MlpLstmPolicy, MultiInputLstmPolicy
 
 
 @document_parameters(RECURRENT_PARAMETERS)
@@ -47,50 +46,9 @@ class RecurrentNPG(RecurrentRollouts, NPG):
     https://arxiv.org/abs/1502.05477 (TRPO)
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
-        "MlpLstmPolicy": MlpLstmPolicy,
-        "CnnLstmPolicy": CnnLstmPolicy,
-        "MultiInputLstmPolicy": MultiInputLstmPolicy,
-    }
-
-    def __init__(
-        self,
-        policy: str | type[RecurrentActorCriticPolicy],
-        env: GymEnv | str,
-        learning_rate: float | Schedule = 1e-3,
-        n_steps: int = 2048,
-        batch_size: int = 128,
-        gamma: float = 0.99,
-        cg_max_steps: int = 10,
-        cg_damping: float = 0.01,
-        damped_step_size: bool = False,
-        line_search: bool = False,
-        line_search_shrinking_factor: float = 0.8,
-        line_search_max_iter: int = 10,
-        n_critic_updates: int = 10,
-        critic_solver: str = "adam",
-        critic_target_kl: float = 0.01,
-        critic_cg_max_steps: int = 10,
-        critic_cg_damping: float = 0.0,
-        gae_lambda: float = 0.95,
-        use_sde: bool = False,
-        sde_sample_freq: int = -1,
-        rollout_buffer_class: type[RolloutBuffer] | None = None,
-        rollout_buffer_kwargs: dict[str, Any] | None = None,
-        normalize_advantage: bool = True,
-        target_kl: float | Schedule = 0.01,
-        sub_sampling_factor: int = 1,
-        critic_sub_sampling_factor: int = 1,
-        stats_window_size: int = 100,
-        update_threads: int | str = "auto",
-        tensorboard_log: str | None = None,
-        policy_kwargs: dict[str, Any] | None = None,
-        verbose: int = 0,
-        seed: int | None = None,
-        device: th.device | str = "auto",
-        _init_setup_model: bool = True,
-    ):
-        super().__init__(**arguments_of(NPG.__init__, locals()))
+    @takes_parameters_of(NPG.__init__)
+    def __init__(self, policy: str | type[RecurrentActorCriticPolicy], env: GymEnv | str, **kwargs: Any) -> None:
+        super().__init__(policy, env, **kwargs)
 
     def _batch_distribution(self, batch: RecurrentRolloutBufferSamples) -> Distribution:  # type: ignore[override]
         # ``get_distribution`` refills one shared object: copy it so that earlier results survive later calls

@@ -20,7 +20,7 @@ And for the constructors: each parameter that the algorithms share is declared o
 :class:`KLOnPolicyAlgorithm`'s ``__init__``. An algorithm's ``__init__`` declares its own parameters and takes the shared
 ones as ``**kwargs: Unpack[OnPolicyArguments]`` (:class:`OnPolicyArguments` names them for type checkers);
 :func:`takes_parameters_of` gives it the whole signature at run time and checks each call against it. A recurrent
-version declares only its policy and takes the rest of its feed-forward class's parameters the same way.
+version inherits its feed-forward class's constructor.
 
 ``train()``, the policy's optimizer and what is saved besides SB3's attributes belong to each algorithm.
 """
@@ -196,7 +196,8 @@ def takes_parameters_of(function: Callable[..., Any]) -> Callable[[InitT], InitT
     end if it has none), each parameter of ``function`` that has a default and that it does not declare itself, in
     ``function``'s order, keyword-only (it reaches ``**kwargs`` by name only) and with its default and annotation.
     Every call is bound to that signature first, so that a misspelt argument, or one that the class does not take
-    (``ent_coef`` for NPG), is a ``TypeError`` that names the class, as Python's own would.
+    (``ent_coef`` for NPG), is a ``TypeError`` that names the class being built, as Python's own would. A subclass
+    that defines no ``__init__`` (the recurrent versions) has the same signature, for type checkers too.
 
     :param function: the ``__init__`` that receives ``**kwargs`` (the base's, or the class the decorated one extends)
     :return: the decorator
@@ -222,7 +223,9 @@ def takes_parameters_of(function: Callable[..., Any]) -> Callable[[InitT], InitT
             try:
                 signature.bind(*args, **kwargs)
             except TypeError as error:
-                raise TypeError(f"{init.__qualname__}() {error}") from None
+                # The class built (a subclass that inherits this __init__ included), as Python's own message would
+                owner = f"{type(args[0]).__name__}.__init__" if args else init.__qualname__
+                raise TypeError(f"{owner}() {error}") from None
             init(*args, **kwargs)
 
         setattr(checked, "__signature__", signature)  # noqa: B010 (inspect's protocol for a function's signature)

@@ -4,21 +4,17 @@ RecurrentKLPPO: :class:`~sb3_npg.KLPPO` on sb3-contrib's LSTM policies.
 The class is KLPPO with the recurrent rollouts of :class:`~sb3_npg.common.recurrent.RecurrentRollouts` and KLPPO's
 hooks answered for padded sequences: ``evaluate_actions`` and the distributions of the current policy and of
 ``pi_old``, each unrolled from the sequence's stored LSTM state (:mod:`sb3_npg.common.lstm`).
-Its constructor declares only the policy (an LSTM one) and hands the rest on to KLPPO's, and its signature
-(``inspect.signature``, ``help()``, the documentation) lists all of KLPPO's parameters, with their defaults
-(:func:`~sb3_npg.common.on_policy.takes_parameters_of`).
+Its constructor is KLPPO's: the same signature (``help()``, IDEs, the documentation), the same defaults.
 """
 
 from typing import Any
 
 import torch as th
-from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from sb3_contrib.common.recurrent.type_aliases import RecurrentRolloutBufferSamples
 from stable_baselines3.common.distributions import Distribution
-from stable_baselines3.common.type_aliases import GymEnv
 
 from sb3_npg.common.lstm import sequence_distribution
-from sb3_npg.common.on_policy import RECURRENT_PARAMETERS, document_parameters, takes_parameters_of
+from sb3_npg.common.on_policy import RECURRENT_PARAMETERS, document_parameters
 from sb3_npg.common.recurrent import RecurrentRollouts
 from sb3_npg.klppo.klppo import KLPPO
 
@@ -40,10 +36,6 @@ class RecurrentKLPPO(RecurrentRollouts, KLPPO):
 
     Paper: https://arxiv.org/abs/1707.06347 (section 4, "Adaptive KL Penalty Coefficient")
     """
-
-    @takes_parameters_of(KLPPO.__init__)
-    def __init__(self, policy: str | type[RecurrentActorCriticPolicy], env: GymEnv | str, **kwargs: Any) -> None:
-        super().__init__(policy, env, **kwargs)
 
     def _evaluate_actions(  # type: ignore[override]
         self, batch: RecurrentRolloutBufferSamples, actions: th.Tensor

@@ -4,22 +4,17 @@ RecurrentNPG: :class:`~sb3_npg.NPG` (optionally TRPO) on sb3-contrib's LSTM poli
 The class is NPG with the recurrent rollouts of :class:`~sb3_npg.common.recurrent.RecurrentRollouts` and NPG's
 ``_batch_*`` hooks answered for padded sequences (:mod:`sb3_npg.common.lstm`): the distributions and values unrolled
 from each sequence's stored LSTM state, the Fisher's sub-sample made of whole sequences.
-Its constructor declares only the policy (an LSTM one) and hands the rest on to NPG's, and its signature
-(``inspect.signature``, ``help()``, the documentation) lists all of NPG's parameters, with their defaults
-(:func:`~sb3_npg.common.on_policy.takes_parameters_of`).
+Its constructor is NPG's: the same signature (``help()``, IDEs, the documentation), the same defaults.
 """
 
 import copy
-from typing import Any
 
 import torch as th
-from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from sb3_contrib.common.recurrent.type_aliases import RecurrentRolloutBufferSamples
 from stable_baselines3.common.distributions import Distribution
-from stable_baselines3.common.type_aliases import GymEnv
 
 from sb3_npg.common.lstm import sequence_distribution, sequence_values, subsample_sequences
-from sb3_npg.common.on_policy import RECURRENT_PARAMETERS, document_parameters, takes_parameters_of
+from sb3_npg.common.on_policy import RECURRENT_PARAMETERS, document_parameters
 from sb3_npg.common.recurrent import RecurrentRollouts
 from sb3_npg.npg.npg import NPG
 
@@ -45,10 +40,6 @@ class RecurrentNPG(RecurrentRollouts, NPG):
     Paper: https://papers.nips.cc/paper/2001/hash/4b86abe48d358ecf194c56c69108433e-Abstract.html (NPG),
     https://arxiv.org/abs/1502.05477 (TRPO)
     """
-
-    @takes_parameters_of(NPG.__init__)
-    def __init__(self, policy: str | type[RecurrentActorCriticPolicy], env: GymEnv | str, **kwargs: Any) -> None:
-        super().__init__(policy, env, **kwargs)
 
     def _batch_distribution(self, batch: RecurrentRolloutBufferSamples) -> Distribution:  # type: ignore[override]
         # ``get_distribution`` refills one shared object: copy it so that earlier results survive later calls
